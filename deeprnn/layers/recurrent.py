@@ -1,0 +1,279 @@
+"""What every recurrent layer shares: the sequence loops of backpropagation through time (BPTT).
+
+A cell family (``SimpleRNN``, ``LSTM``, ``GRU``) supplies two functions, one timestep each:
+
+    state, step_cache = cell.step_forward(xw_t, state, masks)
+    dxw_t, dzh_t, d_state_prev = cell.step_backward(d_state, step_cache, masks)
+
+where ``xw_t = x_t W + b`` is the input projection (B, G*H) with G gate blocks, and ``dzh_t`` is the gradient
+of the recurrent pre-activation ``h_in U`` (B, G*H). Everything that does not depend on the previous step is
+batched over time and done once, outside the loop:
+
+- forward:  XW = X W + b for all T timesteps in one matrix product (T*B rows);
+- backward: dW = X^T dXW and dU = H_in^T dZH, one product each after the loop; dX = dXW W^T.
+
+Shapes: x (B, T, D), h (B, H), W (D, G*H), U (H, G*H). Time-major inside: XW (T, B, G*H).
+Dropout follows Keras (``dropout_rnn_cell.py``): masks drawn once per call and shared by all timesteps; with
+``recurrent_dropout`` > 0 every gate block gets its own input and recurrent mask. See docs/bptt.md.
+"""
+from collections import namedtuple
+
+from .. import activations, backend
+from .base import Layer
+
+SequenceCache = namedtuple("SequenceCache", "x_tm masks initial_state step_caches batch_size")
+DropoutMasks = namedtuple("DropoutMasks", "input recurrent")
+
+
+def gate_blocks(a, gates):
+    """Split the last axis into ``gates`` equal blocks (views, no copies)."""
+    width = a.shape[-1] // gates
+    return [a[..., k * width:(k + 1) * width] for k in range(gates)]
+
+
+def recurrent_input(h, mask):
+    """What the recurrent kernel multiplies: h itself, or one masked copy per gate block (G, B, H)."""
+    return h if mask is None else h * mask
+
+
+def recurrent_matmul(h_in, U):
+    """h_in U for a shared h_in (B, H), or block by block for per-gate inputs (G, B, H) -> (B, G*H)."""
+    xp = backend.array_module(U)
+    if h_in.ndim == 2:
+        return h_in @ U
+    return xp.concatenate([h_in[k] @ U_k for k, U_k in enumerate(gate_blocks(U, h_in.shape[0]))], axis=-1)
+
+
+def recurrent_matmul_backward(dzh, U, mask):
+    """Gradient of h_in U with respect to h, given mask (None or (G, B, H))."""
+    if mask is None:
+        return dzh @ U.T
+    G = mask.shape[0]
+    dh = 0
+    for k, (dz_k, U_k) in enumerate(zip(gate_blocks(dzh, G), gate_blocks(U, G))):
+        dh = dh + (dz_k @ U_k.T) * mask[k]
+    return dh
+
+
+class RNN(Layer):
+    """Base class of the recurrent layers: Keras's arguments and outputs, the BPTT loops, dropout masks.
+
+    Subclasses set ``gates`` and ``state_size`` (1 for h, 2 for h and c) and implement
+    ``step_forward``/``step_backward``.
+    """
+
+    gates = 1
+    state_size = 1
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, name=None):
+        super().__init__(name)
+        if int(units) <= 0:
+            raise ValueError(f"{type(self).__name__}: units must be positive, got {units}")
+        for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0 <= float(rate) < 1:
+                raise ValueError(f"{type(self).__name__}: {arg} must be in [0, 1), got {rate}")
+        self.units = int(units)
+        self.activation_name, self.recurrent_activation_name = activation, recurrent_activation
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.go_backwards, self.stateful = go_backwards, stateful
+        self.states = None
+
+    # -- weights -----------------------------------------------------------------------------------------------------
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            self.check_input_shape(input_shape, 3)
+        H, G = self.units, self.gates
+        self.W = self.add_weight("kernel", (input_shape[-1], G * H), self.kernel_initializer)
+        self.U = self.add_weight("recurrent_kernel", (H, G * H), self.recurrent_initializer)
+        self.b = self.add_weight("bias", self.bias_shape(), self.bias_initializer) if self.use_bias else None
+        super().build(input_shape)
+
+    def bias_shape(self):
+        return (self.gates * self.units,)
+
+    def input_bias(self):
+        """The bias added to the input projection (all of it, except for GRU with reset_after)."""
+        return self.b.value if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        out = (B, T, self.units) if self.return_sequences else (B, self.units)
+        if self.return_state:
+            return [out] + [(B, self.units)] * self.state_size
+        return out
+
+    # -- state -------------------------------------------------------------------------------------------------------
+    def reset_state(self):
+        """Forget the carried state of a stateful layer (the next call starts from zeros)."""
+        self.states = None
+
+    reset_states = reset_state
+
+    def zero_state(self, xp, B, dtype):
+        return tuple(xp.zeros((B, self.units), dtype=dtype) for _ in range(self.state_size))
+
+    def resolve_initial_state(self, initial_state, xp, B, dtype):
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)):
+                initial_state = [initial_state]
+            if len(initial_state) != self.state_size:
+                raise ValueError(f"layer {self.name!r} ({type(self).__name__}): initial_state needs "
+                                 f"{self.state_size} arrays, received {len(initial_state)}")
+            states = []
+            for s in initial_state:
+                s = backend.to_device(s, dtype=dtype)
+                if tuple(s.shape) != (B, self.units):
+                    raise ValueError(f"layer {self.name!r} ({type(self).__name__}): expected initial state of shape "
+                                     f"({B}, {self.units}), received {tuple(s.shape)}")
+                states.append(s)
+            return tuple(states)
+        if self.stateful and self.states is not None:
+            if self.states[0].shape[0] != B:
+                raise ValueError(f"layer {self.name!r}: stateful layer was called with batch size "
+                                 f"{self.states[0].shape[0]}, now {B}; call reset_state() first")
+            return self.states
+        return self.zero_state(xp, B, dtype)
+
+    # -- dropout masks -----------------------------------------------------------------------------------------------
+    def draw_masks(self, B, D, dtype, training):
+        """Keras's masks: one per call, shared over time; per gate block when recurrent_dropout > 0."""
+        if not training:
+            return DropoutMasks(None, None)
+        G, H = self.gates, self.units
+        if self.recurrent_dropout > 0:
+            input_mask = backend.dropout_mask((G, B, D), self.dropout, dtype) if self.dropout > 0 else None
+            return DropoutMasks(input_mask, backend.dropout_mask((G, B, H), self.recurrent_dropout, dtype))
+        if self.dropout > 0:
+            return DropoutMasks(backend.dropout_mask((1, B, D), self.dropout, dtype), None)
+        return DropoutMasks(None, None)
+
+    # -- input projection for all timesteps ----------------------------------------------------------------------------
+    def project_inputs(self, x_tm, input_mask):
+        """XW = (X * M) W + b for every timestep at once. x_tm: (T, B, D) -> (T, B, G*H)."""
+        xp = backend.array_module(x_tm)
+        W = self.W.value
+        if input_mask is None:
+            xw = x_tm @ W
+        elif input_mask.shape[0] == 1:
+            xw = (x_tm * input_mask[0]) @ W
+        else:
+            xw = xp.concatenate([(x_tm * input_mask[k]) @ W_k
+                                 for k, W_k in enumerate(gate_blocks(W, self.gates))], axis=-1)
+        bias = self.input_bias()
+        return xw if bias is None else xw + bias
+
+    def project_inputs_backward(self, dxw, x_tm, input_mask):
+        """dX and dW of the input projection, each one product over all timesteps."""
+        xp = backend.array_module(dxw)
+        W = self.W.value
+        D = x_tm.shape[-1]
+        if input_mask is None or input_mask.shape[0] == 1:
+            x_in = x_tm if input_mask is None else x_tm * input_mask[0]
+            dW = x_in.reshape(-1, D).T @ dxw.reshape(-1, dxw.shape[-1])
+            dx = dxw @ W.T
+            if input_mask is not None:
+                dx *= input_mask[0]
+            return dx, dW
+        dx, dW_blocks = 0, []
+        for k, (dxw_k, W_k) in enumerate(zip(gate_blocks(dxw, self.gates), gate_blocks(W, self.gates))):
+            x_in = x_tm * input_mask[k]
+            dW_blocks.append(x_in.reshape(-1, D).T @ dxw_k.reshape(-1, dxw_k.shape[-1]))
+            dx = dx + (dxw_k @ W_k.T) * input_mask[k]
+        return dx, xp.concatenate(dW_blocks, axis=-1)
+
+    def recurrent_kernel_gradient(self, h_ins, dzh):
+        """dU = sum_t h_in_t^T dzh_t as products over all timesteps. h_ins: (T, B, H) or (T, G, B, H)."""
+        xp = backend.array_module(dzh)
+        H = self.units
+        if h_ins.ndim == 3:
+            return h_ins.reshape(-1, H).T @ dzh.reshape(-1, dzh.shape[-1])
+        G = h_ins.shape[1]
+        return xp.concatenate([h_ins[:, k].reshape(-1, H).T @ dz_k.reshape(-1, H)
+                               for k, dz_k in enumerate(gate_blocks(dzh, G))], axis=-1)
+
+    # -- the sequence loops ----------------------------------------------------------------------------------------------
+    def forward(self, x, training=False, initial_state=None):
+        """x: (B, T, D) -> y: (B, T, H) with return_sequences, else (B, H); plus final states with return_state.
+
+        Returns ``(outputs, cache)``.
+        """
+        self.check_input_shape(x.shape, 3, self.W.shape[0])
+        xp = backend.array_module(x)
+        B, T, D = x.shape
+        x_tm = x.transpose(1, 0, 2)
+        if self.go_backwards:
+            # Keras consumes x_{T-1} .. x_0 and returns the outputs in processing order
+            x_tm = x_tm[::-1]
+        masks = self.draw_masks(B, D, x.dtype, training)
+        xw = self.project_inputs(x_tm, masks.input)
+
+        initial = self.resolve_initial_state(initial_state, xp, B, x.dtype)
+        state, hs, step_caches = initial, [], []
+        for t in range(T):
+            state, step_cache = self.step_forward(xw[t], state, masks.recurrent)
+            hs.append(state[0])
+            step_caches.append(step_cache)
+
+        if self.stateful:
+            self.states = state
+        y = xp.stack(hs, axis=1) if self.return_sequences else state[0]
+        outputs = [y, *state] if self.return_state else y
+        return outputs, SequenceCache(x_tm, masks, initial, step_caches, B)
+
+    def backward(self, dout, cache):
+        """dout: dy (or [dy, dh_T, (dc_T)] with return_state; None entries mean zero).
+
+        Returns ``(dx, grads, d_initial_state)``: dx (B, T, D), grads aligned with ``trainable_variables``,
+        d_initial_state a tuple like the initial state.
+        """
+        xp = backend.array_module(cache.x_tm)
+        T, B = cache.x_tm.shape[0], cache.batch_size
+        dy, d_final = (dout[0], dout[1:]) if self.return_state else (dout, [None] * self.state_size)
+        dtype = cache.x_tm.dtype
+        d_state = tuple(xp.zeros((B, self.units), dtype=dtype) if d is None else d for d in d_final)
+        if dy is not None and not self.return_sequences:
+            d_state = (d_state[0] + dy,) + d_state[1:]
+
+        dxw = xp.empty((T, B, self.gates * self.units), dtype=dtype)
+        dzh = xp.empty_like(dxw)
+        for t in reversed(range(T)):
+            if dy is not None and self.return_sequences:
+                d_state = (d_state[0] + dy[:, t],) + d_state[1:]
+            dxw[t], dzh[t], d_state = self.step_backward(d_state, cache.step_caches[t], cache.masks.recurrent)
+
+        dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.masks.input)
+        h_ins = xp.stack([c.h_in for c in cache.step_caches])
+        dU = self.recurrent_kernel_gradient(h_ins, dzh)
+        grads = [dW, dU]
+        if self.use_bias:
+            grads.append(self.bias_gradient(dxw, dzh))
+        if self.go_backwards:
+            dx_tm = dx_tm[::-1]
+        return dx_tm.transpose(1, 0, 2), grads, d_state
+
+    def bias_gradient(self, dxw, dzh):
+        return dxw.sum(axis=(0, 1))
+
+    def __call__(self, x, initial_state=None, training=False):
+        x = backend.to_device(x)
+        self.ensure_built(x.shape)
+        outputs, _ = self.forward(x, training=training, initial_state=initial_state)
+        return outputs
+
+    # -- serialization ---------------------------------------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "units": self.units, "activation": self.activation_name,
+                "recurrent_activation": self.recurrent_activation_name, "use_bias": self.use_bias,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": self.stateful}

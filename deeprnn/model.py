@@ -1,0 +1,325 @@
+"""Sequential: a stack of layers, its forward and backward passes, and Keras's training loop.
+
+    y, caches = model.forward(x, training)          # each layer's forward, in order
+    dx, grads = model.backward(dy, caches)          # each layer's backward, in reverse order
+
+``fit`` follows Keras 3 (see ../shared keras-semantics, section 5): a fresh permutation per epoch, the last partial
+batch kept, the epoch loss the sample-weighted mean of the batch losses computed before each update.
+"""
+import math
+
+import numpy
+
+from . import backend
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import optimizers as optimizers_module
+from .layers.base import Layer
+from .layers.core import Input
+from .layers.recurrent import RNN
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the weights were left as they were before that batch."""
+
+
+class Sequential:
+    def __init__(self, layers=None, name="sequential"):
+        self.name = name
+        self.input_spec = None
+        self.layers = []
+        self.loss = None
+        self.optimizer = None
+        self.stop_training = False
+        self.built_input_shape = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- assembling ----------------------------------------------------------------------------------------------------
+    def add(self, layer):
+        if isinstance(layer, Input):
+            if self.layers or self.input_spec is not None:
+                raise ValueError("Sequential: an Input can only be the first entry")
+            self.input_spec = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential: expected a deeprnn layer, received {type(layer).__name__}")
+        if isinstance(layer, RNN) and layer.return_state:
+            raise ValueError(f"Sequential: layer {layer.name!r} has return_state=True, which returns several "
+                             "arrays; call the layer directly instead")
+        self.layers.append(layer)
+        self.built_input_shape = None
+        if self.input_spec is not None:
+            # Keras builds a Sequential that starts with an Input as soon as its layers are known
+            self.build(self.input_spec.batch_shape)
+
+    def build(self, input_shape=None):
+        """Create every layer's weights for ``input_shape`` (batch first; None allowed for the batch)."""
+        if input_shape is None:
+            if self.input_spec is None:
+                raise ValueError("Sequential.build: give input_shape, or start the model with layers.Input(shape)")
+            input_shape = self.input_spec.batch_shape
+        shape = tuple(input_shape)
+        self.built_input_shape = shape
+        for layer in self.layers:
+            layer.ensure_built(shape)
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    @property
+    def built(self):
+        return self.built_input_shape is not None
+
+    def ensure_built(self, x_shape):
+        if not self.built:
+            if self.input_spec is not None:
+                self.build(self.input_spec.batch_shape)
+            else:
+                self.build((None,) + tuple(x_shape[1:]))
+
+    # -- weights -----------------------------------------------------------------------------------------------------
+    @property
+    def variables(self):
+        return [v for layer in self.layers for v in layer.variables]
+
+    @property
+    def trainable_variables(self):
+        return [v for v in self.variables if v.trainable]
+
+    def get_weights(self):
+        """Every weight in Keras's order (per layer, in creation order; BatchNorm's moving stats included)."""
+        self.require_built("get_weights")
+        return [backend.to_numpy(v.value).copy() for v in self.variables]
+
+    def set_weights(self, weights):
+        self.require_built("set_weights")
+        weights = list(weights)
+        if len(weights) != len(self.variables):
+            raise ValueError(f"set_weights: the model has {len(self.variables)} weights, received {len(weights)}")
+        start = 0
+        for layer in self.layers:
+            count = len(layer.variables)
+            layer.set_weights(weights[start:start + count])
+            start += count
+
+    def to_device(self):
+        """Move weights (and optimizer state) to the current backend device."""
+        for layer in self.layers:
+            layer.to_device()
+        if self.optimizer is not None and self.optimizer.m is not None:
+            self.optimizer.m = [backend.to_device(backend.to_numpy(a)) for a in self.optimizer.m]
+            self.optimizer.v = [backend.to_device(backend.to_numpy(a)) for a in self.optimizer.v]
+
+    def require_built(self, what):
+        if not self.built:
+            raise ValueError(f"{what}: the model is not built yet; call it on data, call build(), or start it "
+                             "with layers.Input(shape)")
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    # -- forward and backward ----------------------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Returns ``(y, caches)``, one cache per layer."""
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x, training=training)
+            caches.append(cache)
+        return x, caches
+
+    def backward(self, dy, caches):
+        """Returns ``(dx, grads)``: dx for the model input (None for integer input) and, per layer, its grads."""
+        grads_per_layer = [None] * len(self.layers)
+        for index in reversed(range(len(self.layers))):
+            result = self.layers[index].backward(dy, caches[index])
+            dy, grads_per_layer[index] = result[0], result[1]
+        return dy, grads_per_layer
+
+    def __call__(self, x, training=False):
+        x = self.prepare_input(x)
+        y, caches = self.forward(x, training=training)
+        if training:
+            self.update_layer_state(caches)
+        return y
+
+    def update_layer_state(self, caches):
+        for layer, cache in zip(self.layers, caches):
+            layer.update_state(cache)
+
+    def prepare_input(self, x):
+        x = self.as_array(x, "x")
+        self.ensure_built(x.shape)
+        return x
+
+    @staticmethod
+    def as_array(a, what):
+        if a is None:
+            raise ValueError(f"{what} is None")
+        xp = backend.xp()
+        a = backend.to_device(a)
+        if a.dtype.kind == "f" and a.dtype != numpy.dtype(backend.floatx()):
+            a = a.astype(backend.floatx())
+        elif a.dtype.kind not in "fiub":
+            raise ValueError(f"{what}: expected a numeric array, received dtype {a.dtype}")
+        return xp.asarray(a)
+
+    # -- compile, gradients, one training step -------------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss="categorical_crossentropy"):
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+
+    def require_compiled(self, what):
+        if self.loss is None or self.optimizer is None:
+            raise ValueError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def loss_and_gradients(self, x, y, training=True, return_input_gradient=False):
+        """The loss of one batch and its gradients, aligned with ``get_weights()`` (None where not trainable).
+
+        Nothing is updated: BatchNorm's moving statistics and the optimizer are left alone.
+        """
+        if self.loss is None:
+            raise ValueError("loss_and_gradients: call model.compile(loss=...) first")
+        x = self.prepare_input(x)
+        y = self.as_array(y, "y")
+        y_pred, caches = self.forward(x, training=training)
+        loss, loss_cache = self.loss.forward(y, y_pred)
+        dx, grads_per_layer = self.backward(self.loss.backward(loss_cache), caches)
+        grads = []
+        for layer, layer_grads in zip(self.layers, grads_per_layer):
+            trainable = iter(layer_grads)
+            grads.extend(backend.to_numpy(next(trainable)) if v.trainable else None for v in layer.variables)
+        if return_input_gradient:
+            return float(loss), grads, backend.to_numpy(dx)
+        return float(loss), grads
+
+    def train_step(self, x, y):
+        """Forward, loss, backward, one optimizer update. Returns the loss computed before the update.
+
+        A non-finite loss raises before anything is updated.
+        """
+        y_pred, caches = self.forward(x, training=True)
+        loss, loss_cache = self.loss.forward(y, y_pred)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {loss}")
+        _, grads_per_layer = self.backward(self.loss.backward(loss_cache), caches)
+        grads = [g for layer_grads in grads_per_layer for g in layer_grads]
+        self.optimizer.apply_gradients(grads, self.trainable_variables)
+        self.update_layer_state(caches)
+        return loss
+
+    def train_on_batch(self, x, y):
+        self.require_compiled("train_on_batch")
+        x = self.prepare_input(x)
+        y = self.as_array(y, "y")
+        check_lengths(x, y)
+        return self.train_step(x, y)
+
+    # -- Keras's loops ---------------------------------------------------------------------------------------------
+    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, callbacks=None, verbose=1,
+            initial_epoch=0):
+        """Train for ``epochs``; returns a History whose ``history['loss']`` is Keras's epoch loss."""
+        self.require_compiled("fit")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size <= 0:
+            raise ValueError(f"fit: batch_size must be positive, got {batch_size}")
+        x = self.prepare_input(x)
+        y = self.as_array(y, "y")
+        check_lengths(x, y)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("fit: x is empty")
+        history = callbacks_module.History()
+        callback_list = callbacks_module.CallbackList([history] + list(callbacks or []), self)
+        if verbose:
+            callback_list.append(callbacks_module.ProgressLogger(verbose))
+        steps = math.ceil(n / batch_size)
+        self.stop_training = False
+        callback_list.on_train_begin({"epochs": epochs, "steps": steps})
+        for epoch in range(initial_epoch, epochs):
+            callback_list.on_epoch_begin(epoch)
+            order = backend.shuffle_rng().permutation(n) if shuffle else numpy.arange(n)
+            order = backend.to_device(order)
+            total = 0.0
+            for step in range(steps):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                xb, yb = x[index], y[index]
+                try:
+                    loss = self.train_step(xb, yb)
+                except NonFiniteLossError as error:
+                    raise NonFiniteLossError(f"fit: {error} at epoch {epoch + 1}, batch {step + 1} of {steps}; "
+                                             "training stopped, weights are those before this batch") from None
+                total += loss * int(index.shape[0])
+                callback_list.on_batch_end(step, {"loss": total / min(n, (step + 1) * batch_size)})
+            logs = {"loss": total / n}
+            if validation_data is not None:
+                logs["val_loss"] = self.evaluate(*validation_data[:2], batch_size=batch_size, verbose=0)
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def evaluate(self, x, y, batch_size=32, verbose=0):
+        """The mean loss over all samples in inference mode."""
+        if self.loss is None:
+            raise ValueError("evaluate: call model.compile(loss=...) first")
+        x = self.prepare_input(x)
+        y = self.as_array(y, "y")
+        check_lengths(x, y)
+        total, n = 0.0, x.shape[0]
+        for start in range(0, n, batch_size):
+            y_pred, _ = self.forward(x[start:start + batch_size], training=False)
+            loss, _ = self.loss.forward(y[start:start + batch_size], y_pred)
+            total += float(loss) * int(y_pred.shape[0])
+        return total / n
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Inference in batches; always returns a NumPy array."""
+        x = self.prepare_input(x)
+        outputs = [backend.to_numpy(self.forward(x[start:start + batch_size], training=False)[0])
+                   for start in range(0, x.shape[0], batch_size)]
+        return numpy.concatenate(outputs, axis=0)
+
+    def reset_states(self):
+        for layer in self.layers:
+            if isinstance(layer, RNN):
+                layer.reset_state()
+
+    # -- description ---------------------------------------------------------------------------------------------------
+    def summary(self, print_fn=None):
+        print_fn = print_fn or print
+        self.require_built("summary")
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = self.built_input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
+                         f"{layer.count_params():,}"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        for i, row in enumerate(rows):
+            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)))
+            print_fn("=" * sum(widths) if i == 0 else line)
+        trainable = sum(int(numpy.prod(v.shape)) for v in self.trainable_variables)
+        total = self.count_params()
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
+
+    # -- saving ------------------------------------------------------------------------------------------------------
+    def get_config(self):
+        from . import saving
+        return saving.model_config(self)
+
+    def save(self, path, include_optimizer=True, metadata=None):
+        """Write one .npz (weights + architecture JSON + optimizer state), atomically."""
+        from . import saving
+        saving.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+
+
+def check_lengths(x, y):
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y have different numbers of samples: {x.shape[0]} and {y.shape[0]}")

@@ -1,0 +1,228 @@
+"""The Groove MIDI Dataset (Gillick et al., 2019): 1,150 drum performances by 10 drummers on a Roland TD-11.
+
+`load(root, split)` reads `info.csv` into `GrooveRecord`s with absolute paths. The root is a folder holding
+`info.csv` (or a `groove/` folder that does), or the official zip, extracted once into the data cache. The
+official split is 897 train / 124 validation / 129 test; it keeps each drummer's sessions apart, so use it rather
+than a random split.
+
+Where the data comes from when no root is given (`default_root`): `$DEEPRNN_GROOVE` (a folder or the zip), else
+the copy `download()` extracted into the data cache (`$DEEPRNN_DATA` or `~/.cache/deeprnn`).
+
+`download()` fetches the MIDI-only zip (3.2 MB), checks its size and SHA-256 before anything reads it, and
+extracts it atomically: members go into a temporary folder that is renamed into place only when all are written,
+so an interrupted run never leaves a half dataset that looks whole. Members with absolute paths, `..` or symlinks
+are refused before anything is extracted (a zip can otherwise write outside the cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from deeprnn.music.data_cache import data_cache_dir
+
+GROOVE_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
+GROOVE_SIZE = 3_260_318
+GROOVE_SHA256 = "651cbc524ffb891be1a3e46d89dc82a1cecb09a57c748c7b45b844c4841dcc1e"
+GROOVE_ENV = "DEEPRNN_GROOVE"
+SPLITS = ("train", "validation", "test")
+OFFICIAL_SPLIT_SIZES = {"train": 897, "validation": 124, "test": 129}
+
+
+@dataclass(frozen=True)
+class GrooveRecord:
+    """One row of info.csv. `path` is the MIDI file, absolute; bpm is the metronome tempo; duration in seconds."""
+
+    path: Path
+    split: str
+    drummer: str
+    style: str
+    bpm: int
+    beat_type: str  # "beat" or "fill"
+    time_signature: str  # as in the csv, e.g. "4-4"
+    duration: float
+
+
+class GrooveDataError(RuntimeError):
+    """The dataset is missing, corrupt or unsafe; the message says what to do."""
+
+
+class UnsafeArchiveError(GrooveDataError):
+    """A zip member would land outside the extraction folder (absolute path, '..', or a symlink)."""
+
+
+# --- finding and reading the dataset -----------------------------------------------------------------------
+def load(root: str | Path | None = None, split: str | None = None) -> list[GrooveRecord]:
+    """Records of info.csv, in its order; `split` in {"train", "validation", "test"} keeps one split.
+
+    root: folder with info.csv (or with groove/info.csv), or the zip; None uses `default_root()`.
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    root = _dataset_folder(default_root() if root is None else Path(root))
+    with open(root / "info.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    records = [
+        GrooveRecord(
+            path=(root / row["midi_filename"]).resolve(),
+            split=row["split"],
+            drummer=row["drummer"],
+            style=row["style"],
+            bpm=int(row["bpm"]),
+            beat_type=row["beat_type"],
+            time_signature=row["time_signature"],
+            duration=float(row["duration"]),
+        )
+        for row in rows
+    ]
+    return [record for record in records if split is None or record.split == split]
+
+
+def default_root() -> Path:
+    """`$DEEPRNN_GROOVE` if set, else the extracted official zip in the data cache; raises if neither exists."""
+    configured = os.environ.get(GROOVE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    cached = _extraction_folder(data_cache_dir(), GROOVE_URL, GROOVE_SHA256)
+    if (cached / "groove" / "info.csv").is_file():
+        return cached / "groove"
+    raise GrooveDataError(
+        f"Groove MIDI Dataset not found: ${GROOVE_ENV} is unset and {cached} does not exist. "
+        f"Run deeprnn.music.groove.download() (3.2 MB), or pass --data DIR (a folder with info.csv, or the zip), "
+        f"or set ${GROOVE_ENV}.")
+
+
+def _dataset_folder(root: Path) -> Path:
+    """Resolve what the user gave (folder, folder above groove/, zip) to the folder holding info.csv."""
+    if root.is_file() and zipfile.is_zipfile(root):
+        sha256 = _file_sha256(root)
+        root = extract_zip(root, _extraction_folder(data_cache_dir(), root.name, sha256))
+    for candidate in (root, root / "groove"):
+        if (candidate / "info.csv").is_file():
+            return candidate.resolve()
+    raise GrooveDataError(f"{root}: no info.csv there (expected the Groove MIDI Dataset folder or its zip)")
+
+
+# --- downloading -------------------------------------------------------------------------------------------
+def download(cache_dir: str | Path | None = None, url: str = GROOVE_URL, size: int = GROOVE_SIZE,
+             sha256: str = GROOVE_SHA256, timeout: float = 60.0) -> Path:
+    """Fetch, verify and extract the dataset zip; returns the folder holding info.csv. Idempotent.
+
+    cache_dir: default the data cache. url/size/sha256 default to the official v1.0.0 MIDI-only release; tests
+    point them at a local server. A size or hash mismatch deletes the download and raises GrooveDataError.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = _extraction_folder(cache_dir, url, sha256)
+    if not target.is_dir():
+        zip_path = cache_dir / _archive_name(url)
+        if not (zip_path.is_file() and _matches(zip_path, size, sha256)):
+            _fetch_verified(url, zip_path, size, sha256, timeout)
+        extract_zip(zip_path, target)
+    return _dataset_folder(target)
+
+
+def _fetch_verified(url: str, zip_path: Path, size: int, sha256: str, timeout: float) -> None:
+    """Stream url into a temp file beside zip_path, hashing as it goes; rename only if size and hash match."""
+    digest = hashlib.sha256()
+    received = 0
+    handle, temp_name = tempfile.mkstemp(dir=zip_path.parent, prefix=".download-", suffix=".zip")
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    while chunk := response.read(1 << 16):
+                        received += len(chunk)
+                        if received > size:  # a wrong file; stop before it fills the disk
+                            break
+                        digest.update(chunk)
+                        temp_file.write(chunk)
+            except (urllib.error.URLError, OSError) as error:
+                raise GrooveDataError(
+                    f"could not download {url}: {error}. Without network access, fetch the zip on another "
+                    f"machine and pass --data DIR (the unzipped folder or the zip itself), or set ${GROOVE_ENV}."
+                ) from error
+        if received != size or digest.hexdigest() != sha256:
+            got = f"more than {size} bytes" if received > size else f"{received} bytes, sha256 {digest.hexdigest()}"
+            raise GrooveDataError(f"download of {url} is corrupt: expected {size} bytes, sha256 {sha256}; got {got}")
+        os.replace(temp_name, zip_path)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
+def extract_zip(zip_path: str | Path, target: str | Path) -> Path:
+    """Extract zip_path to target atomically after refusing unsafe members; an existing target is kept as is."""
+    zip_path, target = Path(zip_path), Path(target)
+    if target.is_dir():
+        return target
+    with zipfile.ZipFile(zip_path) as archive:
+        members = archive.infolist()
+        for member in members:
+            _check_member(zip_path, member)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+        try:
+            archive.extractall(temp_dir)
+            try:
+                os.rename(temp_dir, target)
+            except OSError:
+                if not target.is_dir():  # not a lost race with another process: a real error
+                    raise
+        finally:
+            if temp_dir.exists():
+                shutil.rmtree(temp_dir)
+    return target
+
+
+def _check_member(zip_path: Path, member: zipfile.ZipInfo) -> None:
+    name = member.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    mode = member.external_attr >> 16
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        reason = "an absolute path"
+    elif ".." in parts:
+        reason = "a '..' component"
+    elif stat.S_ISLNK(mode):
+        reason = "a symbolic link"
+    else:
+        return
+    raise UnsafeArchiveError(f"{zip_path}: refusing to extract member {name!r}: it has {reason}")
+
+
+def _matches(path: Path, size: int, sha256: str) -> bool:
+    return path.stat().st_size == size and _file_sha256(path) == sha256
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _archive_name(url_or_name: str) -> str:
+    return url_or_name.rstrip("/").rsplit("/", 1)[-1] or "archive.zip"
+
+
+def _extraction_folder(cache_dir: Path, url_or_name: str, sha256: str) -> Path:
+    """Folder name carries the hash, so a different zip never reuses another one's extraction."""
+    return cache_dir / f"{Path(_archive_name(url_or_name)).stem}-{sha256[:12]}"
+
+
+def split_counts(records: list[GrooveRecord]) -> dict[str, int]:
+    """{"train": n, "validation": n, "test": n} for these records."""
+    counts = dict.fromkeys(SPLITS, 0)
+    for record in records:
+        counts[record.split] = counts.get(record.split, 0) + 1
+    return counts
