@@ -114,9 +114,12 @@ class DrumGridTokenizer(Tokenizer):
         velocity = np.clip(velocity, 1, 127)
         return (velocity - 1) * self.velocity_bins // 127
 
-    def bin_velocity(self, velocity_bin):
-        """bin -> the velocity decode plays: the bin's centre, which bins back to the same bin."""
-        return 1 + int((velocity_bin + 0.5) * 127 / self.velocity_bins)
+    def bin_velocity(self, velocity_bin: int) -> int:
+        """bin -> the velocity decode plays: the middle of the velocities in the bin, so it bins back to it."""
+        # Bin b holds velocity - 1 in [ceil(b * 127 / B), ceil((b + 1) * 127 / B) - 1]; never empty for B <= 127.
+        lowest = -(-velocity_bin * 127 // self.velocity_bins)
+        highest = -(-(velocity_bin + 1) * 127 // self.velocity_bins) - 1
+        return int(1 + (lowest + highest) // 2)
 
     def quantize(self, events: list[NoteEvent]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The drum hits on the grid: (step, class, velocity) arrays of shape (N,), hits of unknown pitch dropped.

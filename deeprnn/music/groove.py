@@ -2,8 +2,8 @@
 
 `load(root, split)` reads `info.csv` into `GrooveRecord`s with absolute paths. The root is a folder holding
 `info.csv` (or a `groove/` folder that does), or the official zip, extracted once into the data cache. The
-official split is 897 train / 124 validation / 129 test; it keeps each drummer's sessions apart, so use it rather
-than a random split.
+official split is 897 train / 124 validation / 129 test; use it rather than a random split, so that numbers
+compare with the Groove paper's and GrooVAE's, which report on it.
 
 Where the data comes from when no root is given (`default_root`): `$DEEPRNN_GROOVE` (a folder or the zip), else
 the copy `download()` extracted into the data cache (`$DEEPRNN_DATA` or `~/.cache/deeprnn`).

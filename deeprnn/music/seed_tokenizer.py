@@ -24,6 +24,7 @@ seen in training (it decodes to a silent step), so `vocab_size = n + 1`.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -35,13 +36,15 @@ from deeprnn.music.tokenizer import Tokenizer
 DECODE_OFFSET = 0.5  # quarter notes between decoded symbols, the tutorial's `offset += 0.5`
 PITCHED_DURATION = 1.0  # music21's default Note length, which the tutorial never changes
 DRUM_DURATION = 0.5  # one decode step, so a repeated drum hit does not overlap itself
-GRID_TWELFTHS = 12  # a 16th is 3 twelfths of a quarter, an 8th triplet 4: one integer grid holds both
 
 
 def quantized_onset(start: float) -> int:
-    """Onset in twelfths of a quarter, snapped like music21's MIDI import: nearest 16th or 8th triplet."""
-    sixteenths = int(np.floor(start * 4 + 0.5))
-    triplets = int(np.floor(start * 3 + 0.5))
+    """Onset in twelfths of a quarter, snapped like music21's MIDI import: nearest 16th or 8th triplet.
+
+    Twelfths hold both grids as integers (a 16th is 3, an 8th triplet 4), so equal onsets compare exactly.
+    """
+    sixteenths = math.floor(start * 4 + 0.5)
+    triplets = math.floor(start * 3 + 0.5)
     # Ties prefer the 16th, the first divisor in music21's (4, 3).
     if abs(start - triplets / 3) < abs(start - sixteenths / 4):
         return triplets * 4

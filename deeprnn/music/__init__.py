@@ -1,0 +1,47 @@
+"""Music data for deeprnn: MIDI events in and out, tokenizers, the Groove MIDI Dataset and a cached corpus loader.
+
+    from deeprnn.music import groove, read_events, write_midi, DrumGridTokenizer, SeedTokenizer, tokenize_corpus
+
+    records = groove.load(split="train")                     # info.csv rows, absolute paths
+    tokenizer = DrumGridTokenizer()                          # Magenta's 9-class drum grid, 16th steps
+    corpus = tokenize_corpus([r.path for r in records], tokenizer)
+    write_midi(tokenizer.decode(corpus.sequences[0]), "groove.mid", qpm=records[0].bpm)
+
+The encodings, the split and the cache are explained in docs/music-data.md. Only this package imports music21,
+and only when it parses or writes a file.
+"""
+
+from deeprnn.music import groove
+from deeprnn.music.corpus import (
+    EventCorpus,
+    SkippedFileWarning,
+    TokenizedCorpus,
+    music21_corpus_paths,
+    read_corpus_events,
+    resolve_data,
+    tokenize_corpus,
+)
+from deeprnn.music.drum_grid import DrumGridTokenizer
+from deeprnn.music.midi_io import MidiReadError, NoteEvent, NoteSequence, read_events, write_midi
+from deeprnn.music.seed_tokenizer import SeedTokenizer
+from deeprnn.music.tokenizer import Tokenizer, load_tokenizer
+
+__all__ = [
+    "DrumGridTokenizer",
+    "EventCorpus",
+    "MidiReadError",
+    "NoteEvent",
+    "NoteSequence",
+    "SeedTokenizer",
+    "SkippedFileWarning",
+    "TokenizedCorpus",
+    "Tokenizer",
+    "groove",
+    "load_tokenizer",
+    "music21_corpus_paths",
+    "read_corpus_events",
+    "read_events",
+    "resolve_data",
+    "tokenize_corpus",
+    "write_midi",
+]

@@ -1,0 +1,251 @@
+"""A corpus of files -> token sequences, in parallel and cached; and where corpora come from (`resolve_data`).
+
+`tokenize_corpus(paths, tokenizer)` reads and encodes every file, skipping (with a warning naming it) any file
+that is missing, not MIDI, truncated, empty or without notes, so one bad file never costs a whole run.
+
+The cache: `<cache_dir>/<tokenizer.cache_key()>/<sha256 of the file's bytes>.npz` holding one int array,
+`tokens`, plus `tokenizer.json` in the same folder saying which tokenizer wrote it. Keying by content rather than
+path means a moved or renamed file still hits, an edited file misses, and a different tokenizer config never
+sees another's tokens. The arrays are read with `allow_pickle=False`. A warm run hashes the files and loads the
+arrays, never parsing MIDI (nor importing music21).
+
+Tokenizers that learn a vocabulary (`SeedTokenizer`) must be fitted before `tokenize_corpus`; read the
+training files with `read_corpus_events` to fit them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from deeprnn.music import groove
+from deeprnn.music.data_cache import data_cache_dir
+from deeprnn.music.midi_io import MIDI_SUFFIXES, MidiReadError, NoteEvent, read_events
+from deeprnn.music.tokenizer import Tokenizer
+
+MUSIC21_PREFIX = "music21:"
+# Scores music21's converter turns into notes; its corpus also holds Roman-numeral analyses (.rntxt), which are
+# harmony labels rather than music someone played, so they stay out of a training corpus.
+MUSIC21_SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
+# Below this many files to parse, starting worker processes (each imports music21) costs more than it saves.
+MIN_FILES_FOR_POOL = 16
+
+
+class SkippedFileWarning(UserWarning):
+    """A corpus file could not be used; the message names it and says why."""
+
+
+@dataclass
+class TokenizedCorpus:
+    """sequences[i] (T_i,) int32 are the tokens of paths[i]; skipped lists (path, reason) for files left out."""
+
+    sequences: list[np.ndarray]
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+
+@dataclass
+class EventCorpus:
+    """events[i] are the note events of paths[i] (as `read_events` returns them); skipped as in TokenizedCorpus."""
+
+    events: list[list[NoteEvent]]
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+# --- tokenizing ----------------------------------------------------------------------------------------------
+def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir: str | Path | None = None,
+                    workers: int | None = None, use_cache: bool = True) -> TokenizedCorpus:
+    """Encode every file with `tokenizer`, in input order, reusing cached tokens where the bytes are unchanged.
+
+    cache_dir: default `<data cache>/tokens`. workers: processes for the files not in the cache, default
+    min(2, cpu count); 1 keeps everything in this process. Raises ValueError on an empty corpus (no paths,
+    or no file usable).
+    """
+    paths = [Path(path) for path in paths]
+    if not paths:
+        raise ValueError("empty corpus: no files given")
+    if not getattr(tokenizer, "is_fitted", True):
+        raise RuntimeError(f"{type(tokenizer).__name__} has no vocabulary yet: fit it on the training files "
+                           f"(read_corpus_events(train_paths).events) before tokenize_corpus")
+    cache_folder = None
+    if use_cache:
+        cache_folder = Path(cache_dir) if cache_dir is not None else data_cache_dir() / "tokens"
+        cache_folder = cache_folder / tokenizer.cache_key()
+        cache_folder.mkdir(parents=True, exist_ok=True)
+        if not (cache_folder / "tokenizer.json").exists():
+            tokenizer.save(cache_folder / "tokenizer.json")
+
+    outcomes: list[tuple[str, object] | None] = [None] * len(paths)
+    misses: list[tuple[int, Path, Path | None]] = []
+    for index, path in enumerate(paths):
+        cache_file = _cache_file(cache_folder, path) if cache_folder else None
+        cached = _load_cached(cache_file) if cache_file else None
+        if cached is not None:
+            outcomes[index] = ("ok", cached)
+        else:
+            misses.append((index, path, cache_file))
+
+    jobs = [(path, cache_file) for _, path, cache_file in misses]
+    results = _map_in_workers(_tokenize_file, jobs, workers, initializer=_set_worker_tokenizer,
+                              initargs=(tokenizer.to_json(),), local_setup=lambda: _set_worker_tokenizer(tokenizer))
+    for (index, _, _), outcome in zip(misses, results):
+        outcomes[index] = outcome
+    sequences, kept, skipped = _collect(paths, outcomes)
+    return TokenizedCorpus(sequences, kept, skipped)
+
+
+def read_corpus_events(paths: Iterable[str | Path], workers: int | None = None) -> EventCorpus:
+    """Read the note events of every file (no cache), skipping bad files with a warning; for fitting a
+    vocabulary on the training split before `tokenize_corpus`."""
+    paths = [Path(path) for path in paths]
+    if not paths:
+        raise ValueError("empty corpus: no files given")
+    outcomes = _map_in_workers(_read_file_events, paths, workers)
+    events, kept, skipped = _collect(paths, outcomes)
+    return EventCorpus(events, kept, skipped)
+
+
+def _collect(paths: list[Path], outcomes) -> tuple[list, list[Path], list[tuple[Path, str]]]:
+    values, kept, skipped = [], [], []
+    for path, (status, value) in zip(paths, outcomes):
+        if status == "ok":
+            values.append(value)
+            kept.append(path)
+        else:
+            skipped.append((path, value))
+            warnings.warn(f"skipping {path}: {value}", SkippedFileWarning, stacklevel=3)
+    if not values:
+        reasons = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
+        raise ValueError(f"empty corpus: none of the {len(paths)} files could be used ({reasons}"
+                         f"{' ...' if len(skipped) > 3 else ''})")
+    return values, kept, skipped
+
+
+def _cache_file(cache_folder: Path, path: Path) -> Path | None:
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # missing or unreadable: the worker reports why
+    return cache_folder / f"{digest}.npz"
+
+
+def _load_cached(cache_file: Path) -> np.ndarray | None:
+    try:
+        with np.load(cache_file, allow_pickle=False) as archive:
+            return archive["tokens"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # a damaged entry is a miss; it gets rewritten
+
+
+def _store_cached(cache_file: Path, tokens: np.ndarray) -> None:
+    # Write then rename, so a reader (another worker, a concurrent run) sees a whole file or none.
+    handle, temp_name = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            np.savez(temp_file, tokens=tokens)
+        os.replace(temp_name, cache_file)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
+# --- work done per file, in this process or a worker ---------------------------------------------------------
+_worker_tokenizer: Tokenizer | None = None
+
+
+def _set_worker_tokenizer(tokenizer: Tokenizer | str) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = Tokenizer.from_json(tokenizer) if isinstance(tokenizer, str) else tokenizer
+
+
+def _read_file_events(path: Path) -> tuple[str, object]:
+    try:
+        events = read_events(path).events
+    except (OSError, MidiReadError) as error:
+        return "skip", str(error)
+    if not events:
+        return "skip", "no notes"
+    return "ok", events
+
+
+def _tokenize_file(job: tuple[Path, Path | None]) -> tuple[str, object]:
+    path, cache_file = job
+    status, events = _read_file_events(path)
+    if status != "ok":
+        return status, events
+    tokens = _worker_tokenizer.encode(events)
+    if len(tokens) == 0:
+        return "skip", "no notes this tokenizer encodes"
+    if cache_file is not None:
+        _store_cached(cache_file, tokens)
+    return "ok", tokens
+
+
+def _map_in_workers(function: Callable, items: list, workers: int | None, initializer=None, initargs=(),
+                    local_setup: Callable | None = None) -> list:
+    """function over items, in order; a process pool when there is enough work and workers > 1."""
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if not items:
+        return []
+    if workers <= 1 or len(items) < MIN_FILES_FOR_POOL:
+        if local_setup:
+            local_setup()
+        return [function(item) for item in items]
+    # Several files per task: a Groove file parses in ~5 ms, comparable to the cost of a round trip to a worker.
+    chunksize = max(1, len(items) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers, initializer=initializer, initargs=initargs) as pool:
+        return list(pool.map(function, items, chunksize=chunksize))
+
+
+# --- where corpora come from ---------------------------------------------------------------------------------
+def music21_corpus_paths(composer: str, limit: int | None = None) -> list[Path]:
+    """Score files of one composer in music21's bundled corpus (e.g. 'bach': ~400 chorales), sorted; offline.
+
+    `read_events` reads them through music21's converter (slow: ~0.1-1 s per score).
+    """
+    from music21 import corpus
+
+    paths = sorted(Path(path) for path in corpus.getComposer(composer)
+                   if Path(path).suffix.lower() in MUSIC21_SCORE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"music21's corpus has no scores for composer {composer!r} (try 'bach', 'beethoven', "
+                         f"'mozart', 'palestrina')")
+    return paths[:limit] if limit is not None else paths
+
+
+def resolve_data(spec: str | Path, split: str | None = None) -> list[Path]:
+    """What a `--data` argument names, as a list of files.
+
+    - `music21:NAME`: that composer in music21's bundled corpus (split ignored);
+    - a Groove folder or zip (has info.csv): its MIDI files, only `split` if given;
+    - any other folder: every MIDI file below it, sorted; a single file: itself.
+    """
+    text = str(spec)
+    if text.startswith(MUSIC21_PREFIX):
+        return music21_corpus_paths(text[len(MUSIC21_PREFIX):])
+    path = Path(text).expanduser()
+    is_groove = (path.is_dir() and ((path / "info.csv").is_file() or (path / "groove" / "info.csv").is_file())) \
+        or (path.is_file() and zipfile.is_zipfile(path))
+    if is_groove:
+        return [record.path for record in groove.load(path, split=split)]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
+    if path.is_file():
+        return [path]
+    raise FileNotFoundError(f"--data {text}: no such file or folder (or use music21:COMPOSER)")
