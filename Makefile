@@ -25,7 +25,7 @@ test-all: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -ra
 
 train: $(STAMP)
-	$(PY) examples/train_groove.py --out $(OUT)
+	$(PY) examples/train_groove.py --out $(OUT) $(ARGS)
 	$(PY) examples/generate.py --checkpoint $(OUT)/best.npz --out $(OUT)/generated.mid
 
 clean:

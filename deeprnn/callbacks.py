@@ -126,8 +126,8 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        current = logs.get(self.monitor) if self.save_best_only else None
         if self.save_best_only:
-            current = logs.get(self.monitor)
             if current is None:
                 warnings.warn(f"ModelCheckpoint: {self.monitor!r} is not in the logs ({sorted(logs)}); saving anyway")
             elif not math.isfinite(current):
@@ -135,15 +135,16 @@ class ModelCheckpoint(Callback):
                 return
             elif not _improved(self.mode, current, self.best):
                 return
-            else:
-                if self.verbose:
-                    print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current:.5f}, "
-                          f"saving model to {path}")
-                self.best = current
         if not all(numpy.isfinite(w).all() for w in self.model.get_weights()):
             warnings.warn(f"ModelCheckpoint: the model has NaN or infinite weights; not writing {path}")
             return
+        if current is not None and self.verbose:
+            print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current:.5f}, "
+                  f"saving model to {path}")
         self.model.save(path, include_optimizer=not self.save_weights_only, metadata=self.metadata)
+        if current is not None:
+            # only a value that is in the file raises the bar: a skipped (NaN-weight) epoch must not
+            self.best = current
 
 
 class EarlyStopping(Callback):

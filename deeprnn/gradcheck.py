@@ -42,6 +42,20 @@ def _sampled_indices(size, max_checks, rng):
     return rng.choice(size, max_checks, replace=False)
 
 
+def _held_states(layers):
+    """The carried states of stateful recurrent layers, to put back before every evaluation.
+
+    A stateful layer's forward advances its state; without this each central difference would start from the
+    state the previous evaluation left behind.
+    """
+    held = [(layer, layer.states) for layer in layers if getattr(layer, "stateful", False)]
+
+    def restore():
+        for layer, states in held:
+            layer.states = states
+    return restore
+
+
 def _compare(analytic, numeric, indices):
     analytic = numpy.asarray(backend.to_numpy(analytic), dtype="float64")
     if indices is None:
@@ -57,13 +71,16 @@ def check_model_gradients(model, x, y, seed=0, h=1e-6, training=True, max_checks
     x = model.prepare_input(x)
     y = model.as_array(y, "y")
     picker = numpy.random.default_rng(seed)
+    restore_states = _held_states(model.layers)
 
     def loss():
+        restore_states()
         backend.set_seed(seed)
         y_pred, _ = model.forward(x, training=training)
         value, _ = model.loss.forward(y, y_pred)
         return float(value)
 
+    restore_states()
     backend.set_seed(seed)
     _, grads, dx = model.loss_and_gradients(x, y, training=training, return_input_gradient=True)
     errors = {}
@@ -75,6 +92,7 @@ def check_model_gradients(model, x, y, seed=0, h=1e-6, training=True, max_checks
     if x.dtype.kind == "f":
         indices = _sampled_indices(x.size, max_checks_per_weight, picker)
         errors["input"] = _compare(dx, numerical_gradient(loss, x, h, indices), indices)
+    restore_states()
     return errors
 
 
@@ -89,8 +107,10 @@ def check_layer_gradients(layer, x, seed=0, h=1e-6, training=True, initial_state
     if initial_state is not None:
         initial_state = [backend.to_device(s) for s in initial_state]
         forward_kwargs["initial_state"] = initial_state
+    restore_states = _held_states([layer])
 
     def run():
+        restore_states()
         backend.set_seed(seed)
         return layer.forward(x, training=training, **forward_kwargs)
 
@@ -115,4 +135,5 @@ def check_layer_gradients(layer, x, seed=0, h=1e-6, training=True, initial_state
     if initial_state is not None:
         for k, (state, d_state) in enumerate(zip(initial_state, result[2])):
             errors[f"initial_state[{k}]"] = _compare(d_state, numerical_gradient(loss, state, h), None)
+    restore_states()
     return errors

@@ -175,7 +175,8 @@ class Sequential:
     def loss_and_gradients(self, x, y, training=True, return_input_gradient=False):
         """The loss of one batch and its gradients, aligned with ``get_weights()`` (None where not trainable).
 
-        Nothing is updated: BatchNorm's moving statistics and the optimizer are left alone.
+        Nothing is updated: BatchNorm's moving statistics and the optimizer are left alone (a stateful RNN still
+        carries its final state forward, as every Keras call does).
         """
         if self.loss is None:
             raise ValueError("loss_and_gradients: call model.compile(loss=...) first")

@@ -7,6 +7,7 @@ a crash mid-save leaves the previous file intact.
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy
 
@@ -90,7 +91,7 @@ def read_archive(path):
     try:
         with numpy.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # a truncated zip is BadZipFile
         raise ValueError(f"{path}: not a readable deeprnn model file ({error})") from None
 
 

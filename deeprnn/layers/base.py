@@ -63,7 +63,8 @@ class Layer:
             if tuple(value.shape) != variable.shape:
                 raise ValueError(f"layer {self.name!r}: weight {variable.name!r} expects shape {variable.shape}, "
                                  f"received {tuple(value.shape)}")
-            variable.value = backend.to_device(value, dtype=backend.floatx())
+            # a copy: the optimizer updates variables in place and must never write into the caller's arrays
+            variable.value = backend.xp().array(value, dtype=backend.floatx())
 
     def to_device(self):
         """Move this layer's weights to the current backend device."""
@@ -106,7 +107,7 @@ class Layer:
         """Apply the non-gradient state change a training forward computed (default: none)."""
 
     def __call__(self, x, training=False):
-        x = backend.to_device(x)
+        x = as_floatx(backend.to_device(x))
         self.ensure_built(x.shape)
         y, cache = self.forward(x, training=training)
         if training:
@@ -129,6 +130,13 @@ class Layer:
                 n *= s
             total += n
         return total
+
+
+def as_floatx(x):
+    """Float input in the working precision (Keras casts a layer's float input to its dtype); ints stay ints."""
+    if x.dtype.kind == "f" and x.dtype != backend.floatx():
+        return x.astype(backend.floatx())
+    return x
 
 
 def _snake_case(name):

@@ -11,7 +11,8 @@ Backward (one step), given dh:
     reset_after=True:  dh_h = da_n * r,  dr = da_n * h_h
     reset_after=False: d(r h) = da_n U_h^T,  dr = d(r h) * h_{t-1}
     da_z = dz * z(1-z)   da_r = dr * r(1-r)
-    dh_{t-1} = dh * z + [da_z | da_r | dh_h] U^T      (reset_after=False: + d(r h) * r)
+    reset_after=True:  dh_{t-1} = dh * z + [da_z | da_r | dh_h] U^T
+    reset_after=False: dh_{t-1} = dh * z + [da_z | da_r] U_zr^T + d(r h) * r     (d(r h) is d_h_reset)
 See docs/gru.md.
 """
 from collections import namedtuple

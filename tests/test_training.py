@@ -1,0 +1,219 @@
+"""Training as Keras 3 does it: Adam's exact update, clipping, BatchNorm's moving statistics, fit's epoch loss,
+evaluate/predict, and a NaN loss that stops fit with the weights from before the bad batch."""
+import numpy
+import pytest
+
+import deeprnn as dr
+from deeprnn import backend, layers, optimizers
+from deeprnn.layers import Variable
+
+
+def keras_adam(weights, grads_per_step, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clip=None):
+    """Keras 3's Adam (keras/src/optimizers/adam.py) in float64 NumPy: epsilon outside the bias correction.
+
+    ``clip``: None, ("clipnorm", c) (each gradient to norm c) or ("global_clipnorm", c) (all together).
+    """
+    weights = [w.astype("float64").copy() for w in weights]
+    m = [numpy.zeros_like(w) for w in weights]
+    v = [numpy.zeros_like(w) for w in weights]
+    for step, grads in enumerate(grads_per_step):
+        grads = [g.astype("float64") for g in grads]
+        if clip and clip[0] == "clipnorm":
+            grads = [g * clip[1] / max(numpy.linalg.norm(g), clip[1]) for g in grads]
+        if clip and clip[0] == "global_clipnorm":
+            norm = numpy.sqrt(sum((g ** 2).sum() for g in grads))
+            grads = [g * clip[1] / max(norm, clip[1]) for g in grads]
+        t = step + 1
+        alpha = lr * numpy.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        for k, g in enumerate(grads):
+            m[k] += (1 - beta_1) * (g - m[k])
+            v[k] += (1 - beta_2) * (g * g - v[k])
+            weights[k] -= alpha * m[k] / (numpy.sqrt(v[k]) + epsilon)
+    return weights
+
+
+def random_gradients(shapes, steps, seed=0):
+    rng = numpy.random.default_rng(seed)
+    # scales from 1e-4 to 10 so epsilon, the bias correction and the clipping all matter somewhere
+    return [[rng.normal(scale=10.0 ** rng.integers(-4, 2), size=s) for s in shapes] for _ in range(steps)]
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("clip", [None, ("clipnorm", 0.5), ("global_clipnorm", 0.5)],
+                         ids=["no_clip", "clipnorm", "global_clipnorm"])
+def test_adam_matches_a_numpy_transcription_of_keras_over_several_steps(device, precision, clip):
+    dr.set_floatx(precision)
+    shapes = [(3, 4), (4,)]
+    rng = numpy.random.default_rng(1)
+    start = [rng.normal(size=s).astype(precision) for s in shapes]
+    grads = random_gradients(shapes, steps=6)
+    kwargs = {clip[0]: clip[1]} if clip else {}
+    adam = optimizers.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-7, **kwargs)
+    variables = [Variable(f"w{k}", backend.to_device(w.copy())) for k, w in enumerate(start)]
+    for step in grads:
+        adam.apply_gradients([backend.to_device(g.astype(precision)) for g in step], variables)
+    expected = keras_adam(start, grads, lr=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-7, clip=clip)
+    tolerance = dict(rtol=1e-5, atol=1e-6) if precision == "float32" else dict(rtol=1e-12, atol=1e-13)
+    for variable, want in zip(variables, expected):
+        numpy.testing.assert_allclose(backend.to_numpy(variable.value), want, **tolerance)
+    assert adam.iterations == 6
+
+
+def test_clipnorm_is_per_variable_and_global_clipnorm_is_joint():
+    """The same two gradients, norms 3 and 4 (joint 5): clipnorm=1 scales them by 1/3 and 1/4, global by 1/5."""
+    g1, g2 = numpy.array([3.0, 0.0], "float32"), numpy.array([0.0, 4.0], "float32")
+    per_variable = optimizers.Adam(clipnorm=1.0).clip([g1, g2])
+    numpy.testing.assert_allclose(per_variable[0], g1 / 3, rtol=1e-6)
+    numpy.testing.assert_allclose(per_variable[1], g2 / 4, rtol=1e-6)
+    joint = optimizers.Adam(global_clipnorm=1.0).clip([g1, g2])
+    numpy.testing.assert_allclose(joint[0], g1 / 5, rtol=1e-6)
+    numpy.testing.assert_allclose(joint[1], g2 / 5, rtol=1e-6)
+    small = optimizers.Adam(global_clipnorm=10.0).clip([g1, g2])
+    numpy.testing.assert_array_equal(small[0], g1)  # below the threshold nothing changes
+
+
+def small_model(seed=0, dropout=0.0):
+    dr.set_seed(seed)
+    stack = [layers.Input((4, 2)), layers.LSTM(3), layers.BatchNormalization()]
+    if dropout:
+        stack.append(layers.Dropout(dropout))
+    model = dr.Sequential(stack + [layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    return model
+
+
+def copy_of(model, dropout=0.0):
+    twin = small_model(seed=99, dropout=dropout)
+    twin.set_weights([w.copy() for w in model.get_weights()])
+    return twin
+
+
+def data(n=10, seed=0):
+    rng = numpy.random.default_rng(seed)
+    return rng.normal(size=(n, 4, 2)).astype("float32"), rng.integers(0, 3, n)
+
+
+def test_train_on_batch_applies_keras_adam_to_the_gradients_of_loss_and_gradients():
+    """Model wiring: grads come back aligned with get_weights (None for moving stats) and Adam uses them."""
+    model = small_model()
+    x, y = data()
+    trainable = [v.trainable for v in model.variables]
+    weights = model.get_weights()
+    grads_per_step = []
+    for _ in range(3):
+        loss, grads = model.loss_and_gradients(x, y)
+        grads_per_step.append([g for g in grads if g is not None])
+        assert model.train_on_batch(x, y) == pytest.approx(loss, rel=1e-6)  # the loss before the update
+    # each step's gradients were recorded at the weights the model had then; replay Keras's Adam on them
+    expected = keras_adam([w for w, t in zip(weights, trainable) if t], grads_per_step)
+    got = [w for w, t in zip(model.get_weights(), trainable) if t]
+    for g, e in zip(got, expected):
+        numpy.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_normalization_moving_statistics_follow_keras_after_train_on_batch():
+    """momentum 0.99, the biased batch variance; loss_and_gradients, evaluate and predict leave them alone."""
+    model = dr.Sequential([layers.Input((3,)), layers.BatchNormalization(), layers.Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy")
+    rng = numpy.random.default_rng(0)
+    x1, x2 = rng.normal(2, 3, size=(6, 3)).astype("float32"), rng.normal(-1, 0.5, size=(6, 3)).astype("float32")
+    y = numpy.array([0, 1, 0, 1, 1, 0])
+    bn = model.layers[0]
+
+    model.loss_and_gradients(x1, y)
+    model.evaluate(x1, y)
+    model.predict(x1)
+    _, _, moving_mean, moving_variance = bn.get_weights()
+    numpy.testing.assert_array_equal(moving_mean, numpy.zeros(3))
+    numpy.testing.assert_array_equal(moving_variance, numpy.ones(3))
+
+    model.train_on_batch(x1, y)
+    model.train_on_batch(x2, y)
+    expected_mean = 0.99 * (0.01 * x1.mean(0)) + 0.01 * x2.mean(0)
+    expected_var = 0.99 * (0.99 * 1 + 0.01 * x1.var(0)) + 0.01 * x2.var(0)  # numpy's var is the biased one
+    _, _, moving_mean, moving_variance = bn.get_weights()
+    numpy.testing.assert_allclose(moving_mean, expected_mean, rtol=1e-5)
+    numpy.testing.assert_allclose(moving_variance, expected_var, rtol=1e-5)
+    unbiased = 0.99 * (0.99 + 0.01 * x1.var(0, ddof=1)) + 0.01 * x2.var(0, ddof=1)
+    assert not numpy.allclose(moving_variance, unbiased, rtol=1e-5)
+
+
+def test_fit_epoch_loss_is_the_sample_weighted_mean_of_pre_update_batch_losses():
+    """10 samples, batch 4: batches of 4, 4 and a partial 2, weighted 4:4:2 (Keras keeps the last partial batch).
+    A manual train_on_batch loop on a copy, with the same seed for the dropout masks, reproduces fit exactly."""
+    model = small_model(dropout=0.3)
+    twin = copy_of(model, dropout=0.3)
+    x, y = data(10)
+
+    dr.set_seed(5)
+    history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+
+    dr.set_seed(5)
+    expected = []
+    for _ in range(2):
+        losses = [(twin.train_on_batch(x[s:s + 4], y[s:s + 4]), len(x[s:s + 4])) for s in range(0, 10, 4)]
+        assert [n for _, n in losses] == [4, 4, 2]
+        expected.append(sum(loss * n for loss, n in losses) / 10)
+
+    assert history.history["loss"] == pytest.approx(expected, rel=1e-6)
+    for got, want in zip(model.get_weights(), twin.get_weights()):
+        numpy.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert history.history["loss"][-1] != pytest.approx(model.evaluate(x, y), rel=1e-3), \
+        "the epoch loss is not a re-evaluation after training"
+
+
+def test_fit_with_validation_data_records_val_loss_each_epoch():
+    model = small_model()
+    x, y = data(10)
+    xv, yv = data(5, seed=1)
+    history = model.fit(x, y, epochs=3, batch_size=4, validation_data=(xv, yv), verbose=0)
+    assert len(history.history["loss"]) == len(history.history["val_loss"]) == 3
+    assert history.history["val_loss"][-1] == pytest.approx(model.evaluate(xv, yv), rel=1e-6)
+
+
+def test_fit_prints_one_line_per_epoch_when_verbose(capsys):
+    model = small_model()
+    model.fit(*data(6), epochs=2, batch_size=4, verbose=1)
+    lines = [l for l in capsys.readouterr().out.splitlines() if "loss:" in l]
+    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2")
+
+
+def test_evaluate_and_predict_do_not_depend_on_the_batch_size():
+    """Inference mode: BatchNorm uses its moving statistics and Dropout is off, so samples never interact."""
+    model = small_model(dropout=0.5)
+    x, y = data(10)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)  # non-trivial moving statistics
+    whole, in_threes = model.predict(x, batch_size=32), model.predict(x, batch_size=3)
+    assert isinstance(whole, numpy.ndarray) and whole.shape == (10, 3)
+    numpy.testing.assert_allclose(in_threes, whole, rtol=1e-6, atol=1e-7)
+    numpy.testing.assert_allclose(model.predict(x[7:8]), whole[7:8], rtol=1e-6, atol=1e-7)
+    by_hand = -numpy.log(numpy.clip(whole[numpy.arange(10), y], 1e-7, 1 - 1e-7)).mean()
+    for batch_size in (1, 3, 32):
+        assert model.evaluate(x, y, batch_size=batch_size) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_a_nan_loss_stops_fit_naming_epoch_and_batch_with_the_weights_from_before_that_batch():
+    model = small_model()
+    twin = copy_of(model)
+    x, y = data(6)
+    x[3, 1, 0] = numpy.nan  # sample 3 is in batch 2 of 3 (batch size 2, no shuffling)
+    with pytest.raises(dr.NonFiniteLossError, match=r"epoch 1, batch 2 of 3") as error:
+        model.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0)
+    assert isinstance(error.value, FloatingPointError)
+    twin.train_on_batch(x[:2], y[:2])  # only batch 1 was applied
+    for got, want in zip(model.get_weights(), twin.get_weights()):
+        numpy.testing.assert_array_equal(got, want)
+        assert numpy.isfinite(got).all()
+
+
+def test_a_nan_loss_in_a_later_epoch_names_that_epoch():
+    class PoisonWeightsAfterFirstEpoch(dr.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights = self.model.get_weights()
+            weights[-2][:] = numpy.nan  # the output Dense kernel
+            self.model.set_weights(weights)
+
+    model = small_model()
+    x, y = data(4)
+    with pytest.raises(dr.NonFiniteLossError, match=r"epoch 2, batch 1 of 1"):
+        model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[PoisonWeightsAfterFirstEpoch()])
