@@ -4,11 +4,17 @@
 tanh' = 1 - y^2 and sigmoid' = y (1 - y) reuse the output, relu' needs the input's sign.
 Softmax is not element-wise; it lives in ``layers.core.Activation``.
 """
+import numpy
+from scipy.special import expit
+
 from .backend import array_module
 
 
 def sigmoid(z):
     xp = array_module(z)
+    if xp is numpy:
+        # SciPy's logistic ufunc: the same stable formula below, in one pass and without temporaries
+        return expit(z)
     # exp of a negative magnitude only, so neither branch overflows in float32
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))

@@ -1,0 +1,320 @@
+"""The fast paths compute what the readable reference computes.
+
+- ``deeprnn/kernels/cpu_lstm.py`` (the fused NumPy LSTM) against ``LSTM.step_forward/step_backward`` and the BPTT
+  loops of ``layers/recurrent.py``: outputs, final states and every gradient (weights, input, initial state), on
+  random inputs over each option the kernel claims, with the same dropout masks (the generator is reseeded before
+  each path); and on its own, against central differences in float64.
+- The in-place Adam update against the plain formula of the docstring; ``activations.sigmoid`` (SciPy's expit on
+  NumPy arrays) against the stable formula it replaced.
+"""
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import deeprnn as dr
+from deeprnn import backend, kernels, layers, optimizers
+from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
+from deeprnn.kernels import cpu_lstm
+from deeprnn.layers.recurrent import SequenceCache
+
+# norm-wise relative error (gradcheck.relative_error) of the fast path against the reference
+TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
+
+OPTIONS = {
+    "last output": {},
+    "return_sequences": {"return_sequences": True},
+    "return_state": {"return_state": True},
+    "go_backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
+    "dropout": {"dropout": 0.3},
+    "recurrent_dropout": {"recurrent_dropout": 0.3, "return_sequences": True},
+    "both dropouts": {"dropout": 0.2, "recurrent_dropout": 0.4, "return_state": True},
+    "dropouts backwards": {"dropout": 0.2, "recurrent_dropout": 0.4, "go_backwards": True},
+    "no bias": {"use_bias": False, "return_sequences": True},
+}
+
+
+def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, training=True, seed=0):
+    """Forward and backward of one LSTM through the kernel and through the reference, with the same masks.
+
+    Returns {'fast': (outputs, dx, grads, d_initial), 'reference': (...)} as lists of NumPy arrays.
+    """
+    dr.set_floatx(dtype)
+    dr.set_seed(seed)
+    layer = layers.LSTM(H, **options)
+    rng = numpy.random.default_rng(seed + 1)
+    x = rng.normal(size=(B, T, D)).astype(dtype)
+    layer.ensure_built(x.shape)
+    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(2)] if initial_state else None
+    results = {}
+    for path in ("fast", "reference"):
+        kernels.enabled = path == "fast"
+        try:
+            backend.set_seed(seed + 2)   # the same dropout masks on both paths
+            outputs, cache = layer.forward(x, training=training, initial_state=state)
+            assert isinstance(cache, cpu_lstm.LSTMKernelCache if path == "fast" else SequenceCache), path
+            outputs = outputs if isinstance(outputs, list) else [outputs]
+            upstream_rng = numpy.random.default_rng(seed + 3)
+            upstream = [upstream_rng.normal(size=o.shape).astype(dtype) for o in outputs]
+            dx, grads, d_initial = layer.backward(upstream if layer.return_state else upstream[0], cache)
+        finally:
+            kernels.enabled = True
+        results[path] = (outputs, dx, grads, d_initial)
+    return results
+
+
+def assert_same(fast, reference, dtype):
+    names = ["outputs", "dx", "grads", "d_initial_state"]
+    for name, a, b in zip(names, fast, reference):
+        a, b = (a, b) if isinstance(a, (list, tuple)) else ([a], [b])
+        assert len(a) == len(b), name
+        for k, (u, v) in enumerate(zip(a, b)):
+            assert u.shape == v.shape, (name, k, u.shape, v.shape)
+            assert u.dtype == numpy.dtype(dtype), (name, k, u.dtype)
+            error = relative_error(u, v)
+            assert error < TOLERANCE[dtype], f"{name}[{k}]: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_fused_lstm_equals_reference_loops(option, dtype):
+    """Fused NumPy LSTM == step_forward/step_backward loops: outputs, states, dx, dW, dU, db, to 1e-6 (float32)."""
+    results = lstm_both_ways(OPTIONS[option], dtype)
+    assert_same(results["fast"], results["reference"], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_lstm_initial_state_gradient_equals_reference(dtype):
+    """With an initial_state (and recurrent dropout), d(h_0, c_0) equal the reference's."""
+    results = lstm_both_ways({"recurrent_dropout": 0.3, "return_sequences": True, "return_state": True}, dtype,
+                             initial_state=True)
+    assert_same(results["fast"], results["reference"], dtype)
+
+
+def test_fused_lstm_inference_ignores_dropout_like_reference():
+    """training=False: no masks applied on either path, same outputs."""
+    results = lstm_both_ways({"dropout": 0.5, "recurrent_dropout": 0.5}, "float64", training=False)
+    assert_same(results["fast"], results["reference"], "float64")
+
+
+def test_fused_lstm_tutorial_sizes_float32():
+    """At the tutorial's widths (H=256, recurrent dropout 0.3) float32 round-off stays at 1e-6."""
+    results = lstm_both_ways({"recurrent_dropout": 0.3, "return_sequences": True}, "float32",
+                             B=4, T=12, D=256, H=256)
+    assert_same(results["fast"], results["reference"], "float32")
+
+
+def test_fused_lstm_stateful_carries_the_same_states():
+    """stateful=True: after two calls the carried (h, c) equal the reference's."""
+    dr.set_seed(0)
+    x = numpy.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32")
+    states = {}
+    for path in ("fast", "reference"):
+        kernels.enabled = path == "fast"
+        try:
+            dr.set_seed(0)
+            layer = layers.LSTM(5, stateful=True)
+            layer(x)
+            layer(x)
+            states[path] = [numpy.array(s) for s in layer.states]
+        finally:
+            kernels.enabled = True
+    for a, b in zip(states["fast"], states["reference"]):
+        assert relative_error(a, b) < 1e-6
+
+
+def test_backward_leaves_the_cache_reusable():
+    """The kernel's backward writes only fresh buffers: a second backward on the same cache gives the same grads."""
+    dr.set_seed(0)
+    layer = layers.LSTM(4, recurrent_dropout=0.2, return_sequences=True)
+    x = numpy.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    layer.ensure_built(x.shape)
+    y, cache = layer.forward(x, training=True)
+    dy = numpy.ones_like(y)
+    first = layer.backward(dy, cache)
+    second = layer.backward(dy, cache)
+    for a, b in zip([first[0], *first[1], *first[2]], [second[0], *second[1], *second[2]]):
+        numpy.testing.assert_array_equal(a, b)
+
+
+# -- the fast path on its own, against central differences ----------------------------------------------------------
+@pytest.mark.parametrize("option", ["return_sequences", "go_backwards", "both dropouts", "no bias"])
+def test_fused_lstm_gradients_equal_central_differences_float64(float64, option):
+    """Fused LSTM: analytic gradients (W, U, b, x, h_0, c_0) equal central differences to 1e-6 in float64."""
+    dr.set_seed(3)
+    layer = layers.LSTM(4, **OPTIONS[option])
+    rng = numpy.random.default_rng(4)
+    x = rng.normal(size=(2, 5, 3))
+    initial = [rng.normal(size=(2, 4)) for _ in range(2)]
+    layer.ensure_built(x.shape)
+    assert cpu_lstm.supports(layer, x, True)
+    errors = check_layer_gradients(layer, x, seed=5, initial_state=initial)
+    assert set(errors) >= {"input", "initial_state[0]", "initial_state[1]"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+# -- selection ---------------------------------------------------------------------------------------------------------
+def test_kernel_claims_only_what_it_computes():
+    """Unsupported cases (another activation, another cell, a dtype mismatch) run the reference loops."""
+    x = numpy.zeros((2, 3, 4), "float32")
+    relu_lstm = layers.LSTM(3, activation="relu")
+    relu_lstm.ensure_built(x.shape)
+    assert kernels.select(relu_lstm, x, True) is None
+    _, cache = relu_lstm.forward(x, training=True)
+    assert isinstance(cache, SequenceCache)
+    gru = layers.GRU(3)
+    gru.ensure_built(x.shape)
+    assert not cpu_lstm.supports(gru, x, True)
+    lstm = layers.LSTM(3)
+    lstm.ensure_built(x.shape)
+    assert kernels.select(lstm, x, True) is cpu_lstm
+    assert kernels.select(lstm, x.astype("float64"), True) is None   # weights are float32
+    with kernels.reference():
+        assert kernels.select(lstm, x, True) is None
+    assert kernels.select(lstm, x, True) is cpu_lstm
+
+
+def test_environment_variable_forces_the_reference():
+    """DEEPRNN_REFERENCE=1 switches every kernel off at import."""
+    code = "import deeprnn.kernels as k; print(k.enabled)"
+    env = dict(os.environ, DEEPRNN_REFERENCE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- whole models ------------------------------------------------------------------------------------------------------
+def tutorial_model(units=8, vocab=6):
+    """The tutorial's architecture, narrow."""
+    model = dr.Sequential([
+        layers.Input((7, 1)),
+        layers.LSTM(units, recurrent_dropout=0.3, return_sequences=True),
+        layers.LSTM(units, recurrent_dropout=0.3),
+        layers.BatchNormalization(), layers.Dropout(0.3),
+        layers.Dense(5), layers.Activation("relu"),
+        layers.BatchNormalization(), layers.Dropout(0.3),
+        layers.Dense(vocab), layers.Activation("softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
+def drums_model(vocab=9):
+    model = dr.Sequential([
+        layers.Input((6,)), layers.Embedding(vocab, 4),
+        layers.LSTM(8, return_sequences=True, dropout=0.1),
+        layers.LSTM(8, return_sequences=True),
+        layers.Dense(vocab), layers.Activation("softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def tutorial_batch(B=4, T=7, vocab=6, seed=0):
+    rng = numpy.random.default_rng(seed)
+    tokens = rng.integers(0, vocab, size=(B, T + 1))
+    return (tokens[:, :T, None] / vocab).astype(backend.floatx()), numpy.eye(vocab)[tokens[:, T]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("build", [tutorial_model, drums_model], ids=["tutorial", "drums"])
+def test_whole_model_loss_and_gradients_fast_equal_reference(build, dtype):
+    """loss_and_gradients of a whole model: the fused LSTMs give the reference's loss and every gradient."""
+    dr.set_floatx(dtype)
+    dr.set_seed(0)
+    model = build()
+    if build is tutorial_model:
+        x, y = tutorial_batch()
+    else:
+        tokens = numpy.random.default_rng(1).integers(0, 9, size=(4, 7))
+        x, y = tokens[:, :6], tokens[:, 1:]
+    results = {}
+    for path in ("fast", "reference"):
+        kernels.enabled = path == "fast"
+        try:
+            backend.set_seed(11)
+            results[path] = model.loss_and_gradients(x, y, training=True)
+        finally:
+            kernels.enabled = True
+    (loss_fast, grads_fast), (loss_ref, grads_ref) = results["fast"], results["reference"]
+    assert abs(loss_fast - loss_ref) <= 10 * TOLERANCE[dtype] * abs(loss_ref)
+    for variable, a, b in zip(model.variables, grads_fast, grads_ref):
+        assert (a is None) == (b is None), variable.name
+        if a is not None:
+            assert relative_error(a, b) < 10 * TOLERANCE[dtype], variable.name
+
+
+def test_whole_tutorial_model_gradients_on_fast_path_float64(float64):
+    """The narrow tutorial model on the fast path: every weight's gradient equals central differences."""
+    dr.set_seed(0)
+    model = tutorial_model(units=4, vocab=5)
+    x, y = tutorial_batch(B=3, T=7, vocab=5)
+    errors = check_model_gradients(model, x, y, seed=2, max_checks_per_weight=12)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_training_steps_fast_equal_reference():
+    """Three train_on_batch steps (Adam in place) land on the reference path's weights to float32 round-off."""
+    x, y = tutorial_batch()
+    weights = {}
+    for path in ("fast", "reference"):
+        kernels.enabled = path == "fast"
+        try:
+            dr.set_seed(0)
+            model = tutorial_model()
+            for _ in range(3):
+                model.train_on_batch(x, y)
+            weights[path] = model.get_weights()
+        finally:
+            kernels.enabled = True
+    for a, b in zip(weights["fast"], weights["reference"]):
+        assert relative_error(a, b) < 1e-5
+
+
+# -- Adam and sigmoid ----------------------------------------------------------------------------------------------------
+def plain_adam(weights, grads_per_step, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """The docstring's formula, one temporary per operation (the readable reference of the in-place update)."""
+    dtype = weights[0].dtype.type
+    m = [numpy.zeros_like(w) for w in weights]
+    v = [numpy.zeros_like(w) for w in weights]
+    weights = [w.copy() for w in weights]
+    b1, b2, eps = dtype(b1), dtype(b2), dtype(eps)
+    for step, grads in enumerate(grads_per_step):
+        t = dtype(step + 1)
+        alpha = dtype(lr) * (1 - b2 ** t) ** dtype(0.5) / (1 - b1 ** t)
+        for k, g in enumerate(grads):
+            m[k] = m[k] + (g - m[k]) * (1 - b1)
+            v[k] = v[k] + (g * g - v[k]) * (1 - b2)
+            weights[k] = weights[k] - alpha * m[k] / (numpy.sqrt(v[k]) + eps)
+    return weights
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_in_place_adam_is_bit_identical_to_the_plain_formula(dtype):
+    """Adam's in-place update (scratch buffers) gives exactly the plain formula's weights, also after set_state."""
+    rng = numpy.random.default_rng(0)
+    initial = [rng.normal(size=s).astype(dtype) for s in [(6, 8), (8,), (30, 4)]]
+    grads_per_step = [[rng.normal(size=w.shape).astype(dtype) for w in initial] for _ in range(6)]
+    variables = [layers.Variable(str(k), w.copy()) for k, w in enumerate(initial)]
+    adam = optimizers.Adam()
+    for grads in grads_per_step[:3]:
+        adam.apply_gradients(grads, variables)
+    resumed = optimizers.Adam()   # a resumed optimizer rebuilds its scratch buffers
+    resumed.set_state(adam.iterations, adam.get_state(), variables)
+    for grads in grads_per_step[3:]:
+        resumed.apply_gradients(grads, variables)
+    for variable, expected in zip(variables, plain_adam(initial, grads_per_step)):
+        assert variable.value.dtype == numpy.dtype(dtype)
+        numpy.testing.assert_array_equal(variable.value, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_matches_the_stable_formula(dtype):
+    """activations.sigmoid (expit on NumPy) == exp(-|z|) form, keeps the dtype, no overflow at +-1000."""
+    from deeprnn import activations
+    z = numpy.concatenate([numpy.linspace(-30, 30, 1001), [-1000.0, 1000.0]]).astype(dtype)
+    e = numpy.exp(-numpy.abs(z))
+    expected = numpy.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    with numpy.errstate(all="raise"):
+        y = activations.sigmoid(z)
+    assert y.dtype == numpy.dtype(dtype)
+    numpy.testing.assert_allclose(y, expected, rtol=4 * numpy.finfo(dtype).eps, atol=0)
