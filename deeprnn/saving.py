@@ -20,6 +20,12 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Activation, 
                                               layers.GRU, layers.LSTM)}
 
 
+def register_layer_class(cls):
+    """Let ``load_model`` rebuild layers of ``cls`` (a Layer subclass with get_config/from_config)."""
+    LAYER_CLASSES[cls.__name__] = cls
+    return cls
+
+
 def model_config(model):
     config = {
         "format": FORMAT, "version": VERSION, "class_name": "Sequential", "name": model.name,
@@ -63,6 +69,9 @@ def atomic_write(path, write):
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should not be
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -1,0 +1,125 @@
+"""One checkpoint file per model: weights and architecture (``model.save``, written atomically), plus metadata
+holding everything else a later command needs: the tokenizer (its JSON, vocabulary included), the recipe, the
+training config, where the data came from, and the training state (epoch, history, best value, RNG state).
+
+    save_checkpoint(path, model, tokenizer, config, source, training)
+    checkpoint = load_checkpoint(path)      # model, tokenizer, recipe, config, source, training
+
+Loading checks that the parts fit: the tokenizer's vocabulary against the model's input and output layers, the
+config's cell, depth and widths against the layers; a mismatch is a ``CheckpointError`` saying what differs.
+"""
+from dataclasses import dataclass, field
+
+from .. import saving
+from ..layers import Dense, Embedding
+from ..layers.recurrent import RNN
+from ..music import Tokenizer
+from .features import StepCounterEmbedding
+from .recipes import CELLS, RESUMABLE_CHANGES, TrainConfig, get_recipe
+
+FORMAT = "deeprnn-music-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, not one of ours, or does not fit the tokenizer, config or data it is used with."""
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    model: object
+    tokenizer: Tokenizer
+    config: TrainConfig
+    source: str
+    training: dict = field(default_factory=dict)
+
+    @property
+    def recipe(self):
+        return get_recipe(self.config.recipe)
+
+    @property
+    def encoding(self):
+        return self.recipe.input_encoding(self.config, self.tokenizer.vocab_size)
+
+
+def checkpoint_metadata(tokenizer, config, source, training=None):
+    return {"format": FORMAT, "version": VERSION, "recipe": config.recipe, "tokenizer": tokenizer.to_json(),
+            "config": config.to_dict(), "source": source,
+            "encoding": get_recipe(config.recipe).input_encoding(config, tokenizer.vocab_size).name,
+            "training": training or {}}
+
+
+def save_checkpoint(path, model, tokenizer, config, source, training=None, include_optimizer=True):
+    """Write model + metadata to ``path`` (.npz), atomically: a crash mid-write leaves the previous file."""
+    model.save(path, include_optimizer=include_optimizer,
+               metadata=checkpoint_metadata(tokenizer, config, source, training))
+
+
+def load_checkpoint(path):
+    """Checkpoint at ``path``, checked for consistency; raises CheckpointError with the reason."""
+    path = str(path)
+    try:
+        metadata = saving.load_metadata(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a deeprnn music checkpoint (no tokenizer or training config in it); "
+                              "use one written by `deeprnn train` (best.npz or last.npz)")
+    tokenizer = Tokenizer.from_json(metadata["tokenizer"])
+    config = TrainConfig.from_dict(metadata["config"])
+    try:
+        model = saving.load_model(path)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    check_fits(model, tokenizer, config, path)
+    if metadata.get("encoding") != get_recipe(config.recipe).input_encoding(config, tokenizer.vocab_size).name:
+        raise CheckpointError(f"{path}: its input encoding {metadata.get('encoding')!r} is not what the "
+                              f"{config.recipe} recipe with this config feeds")
+    return Checkpoint(path, model, tokenizer, config, metadata.get("source"), metadata.get("training", {}))
+
+
+def check_fits(model, tokenizer, config, path="model"):
+    """Raise CheckpointError unless the model's layers are those ``config`` builds for ``tokenizer``'s vocabulary."""
+    V = tokenizer.vocab_size
+    problems = []
+    first = model.layers[0]
+    if isinstance(first, (Embedding, StepCounterEmbedding)):
+        if first.input_dim != V:
+            problems.append(f"its embedding takes {first.input_dim} token ids, the tokenizer has {V}")
+        if config.embedding_dim is not None and first.output_dim != config.embedding_dim:
+            problems.append(f"its embedding is {first.output_dim} wide, the config says {config.embedding_dim}")
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    if not dense or dense[-1].units != V:
+        units = dense[-1].units if dense else None
+        problems.append(f"its output layer predicts {units} tokens, the tokenizer has {V}")
+    recurrent = [layer for layer in model.layers if isinstance(layer, RNN)]
+    if len(recurrent) != config.layers:
+        problems.append(f"it has {len(recurrent)} recurrent layers, the config says {config.layers}")
+    for layer in recurrent:
+        if type(layer) is not CELLS[config.cell]:
+            problems.append(f"layer {layer.name!r} is a {type(layer).__name__}, the config says {config.cell}")
+        if layer.units != config.units:
+            problems.append(f"layer {layer.name!r} has {layer.units} units, the config says {config.units}")
+    if problems:
+        raise CheckpointError(f"{path} does not fit its vocabulary or config: " + "; ".join(problems))
+
+
+def check_resume(requested, saved, path):
+    """Raise CheckpointError if a ``--resume`` run asks for other settings than the checkpoint was trained with.
+
+    requested: the TrainConfig of the command line, None where a flag was not given; saved: the checkpoint's.
+    Only ``RESUMABLE_CHANGES`` (how long to train) may differ.
+    """
+    differences = []
+    for key, value in requested.to_dict().items():
+        if value is None or key in RESUMABLE_CHANGES:
+            continue
+        if value != getattr(saved, key):
+            flag = "--" + key.replace("_", "-")
+            differences.append(f"{flag} {getattr(saved, key)} (this run asks for {value})")
+    if differences:
+        raise CheckpointError(f"{path} was trained with " + ", ".join(differences)
+                              + "; resume with the same settings, or train afresh in another --out")

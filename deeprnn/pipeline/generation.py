@@ -1,0 +1,302 @@
+"""Generating music from a checkpoint: a primer, then one token at a time, sampled or greedy.
+
+Two ways to get the next token's distribution, the same model either way:
+
+- carrying state (default): the primer runs through the stack once (``StackRunner``), then each new token is one
+  step of every recurrent layer from the states the previous token left. A token costs the same at step 10 and
+  at step 10,000, and the context is everything generated so far.
+- ``window_rerun``: the tutorial's loop: run the model on the last ``seq_len`` tokens, from zero state, for every
+  new token; ``seq_len`` steps per token and a context cut at the window.
+
+Where the contexts agree (the primer plus what was generated is no longer than the window) both give the same
+probabilities; tests/test_pipeline_generation.py holds them to that.
+
+Choosing: greedy (argmax, the tutorial's), or sampling from p^(1/temperature), optionally among the top k.
+Tokens that must not appear mid-piece (the drum grid's START and END, the seed vocabulary's UNK) are never chosen.
+"""
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy
+
+from .. import backend
+from ..music import read_events, write_midi
+from .checkpoints import load_checkpoint
+from .datasets import load_data, resolve_source, split_files
+from .evaluation import format_statistics, token_statistics
+from .stepping import StackRunner
+
+
+@dataclass
+class Sampling:
+    greedy: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"--temperature must be positive, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1, got {self.top_k}")
+
+    def describe(self):
+        if self.greedy:
+            return "greedy"
+        return f"sampling, temperature {self.temperature:g}" + (f", top-{self.top_k}" if self.top_k else "")
+
+
+def choose_token(probs, sampling, rng, forbidden=()):
+    """The next token from the model's distribution probs (V,), never one of ``forbidden``."""
+    p = numpy.asarray(probs, numpy.float64).copy()
+    p[list(forbidden)] = 0.0
+    if sampling.greedy:
+        return int(numpy.argmax(p))
+    with numpy.errstate(divide="ignore"):
+        logits = numpy.log(p) / sampling.temperature
+    if sampling.top_k is not None and sampling.top_k < len(p):
+        cutoff = numpy.partition(logits, -sampling.top_k)[-sampling.top_k]
+        logits = numpy.where(logits >= cutoff, logits, -numpy.inf)
+    weights = numpy.exp(logits - logits.max())
+    return int(rng.choice(len(p), p=weights / weights.sum()))
+
+
+@dataclass
+class Primer:
+    """Tokens the generation continues from; steps: their grid steps when the model's input needs them;
+    start: where in its piece the primer begins, in quarter notes (so the output keeps its place in the bar)."""
+
+    tokens: numpy.ndarray
+    steps: numpy.ndarray | None
+    source: Path | None
+    qpm: float = 120.0
+    time_signature: tuple = (4, 4)
+    start: float = 0.0
+
+    def bar_phase(self, recipe, tokenizer, include_primer):
+        """Quarter notes into its bar at which the written output begins: the primer's start, or, when only the
+        continuation is written, the end of the primer."""
+        numerator, denominator = self.time_signature
+        bar = numerator * 4.0 / denominator
+        begins = self.start if include_primer else self.start + recipe.duration_of(self.tokens, tokenizer)
+        return begins % bar
+
+
+@dataclass
+class Generated:
+    """tokens: (N,) the new tokens; probabilities: (N, V) the model's distribution each was chosen from."""
+
+    tokens: numpy.ndarray
+    probabilities: numpy.ndarray
+    seconds: float
+    method: str
+
+    @property
+    def ms_per_token(self):
+        return 1000.0 * self.seconds / max(len(self.tokens), 1)
+
+
+class TokenPicker:
+    """Chooses tokens and tracks their grid steps: what both generation methods share."""
+
+    def __init__(self, recipe, tokenizer, sampling, rng):
+        self.recipe, self.tokenizer, self.sampling, self.rng = recipe, tokenizer, sampling, rng
+        self.forbidden = recipe.forbidden_tokens(tokenizer)
+
+    def pick(self, probs):
+        return choose_token(probs, self.sampling, self.rng, self.forbidden)
+
+    def step_of(self, previous_step, token):
+        return None if previous_step is None else self.recipe.next_step(previous_step, token, self.tokenizer)
+
+
+def encode_context(encoding, tokens, steps):
+    """One sequence as a batch of one: tokens (T,) -> the model's input (1, T, ...)."""
+    return encoding.encode(numpy.asarray(tokens)[None], None if steps is None else numpy.asarray(steps)[None])
+
+
+def generate_carrying_state(model, encoding, primer, num_steps, picker):
+    """Feed the primer once, then one token per step from the carried states."""
+    runner = StackRunner(model)
+    states = runner.zero_states(1)
+    probs, states = runner.run(encode_context(encoding, primer.tokens, primer.steps), states)
+    step = None if primer.steps is None else int(primer.steps[-1])
+    tokens, distributions = [], []
+    began = time.perf_counter()
+    for _ in range(num_steps):
+        p = backend.to_numpy(probs)[0, -1]
+        token = picker.pick(p)
+        step = picker.step_of(step, token)
+        tokens.append(token)
+        distributions.append(p)
+        if len(tokens) < num_steps:
+            probs, states = runner.run(encode_context(encoding, [token], None if step is None else [step]), states)
+    return Generated(numpy.array(tokens, numpy.int64), numpy.array(distributions), time.perf_counter() - began,
+                     "state-carrying")
+
+
+def generate_window_rerun(model, encoding, primer, num_steps, picker, window):
+    """The tutorial's loop: the model run from zero state on the last ``window`` tokens for every new token."""
+    context = list(numpy.asarray(primer.tokens).tolist())
+    steps = None if primer.steps is None else list(numpy.asarray(primer.steps).tolist())
+    tokens, distributions = [], []
+    began = time.perf_counter()
+    for _ in range(num_steps):
+        x = encode_context(encoding, context[-window:], None if steps is None else steps[-window:])
+        probs = backend.to_numpy(model.forward(model.prepare_input(x), training=False)[0])
+        p = probs[0, -1] if probs.ndim == 3 else probs[0]  # the seed model returns its last step only
+        token = picker.pick(p)
+        if steps is not None:
+            steps.append(picker.step_of(steps[-1], token))
+        context.append(token)
+        tokens.append(token)
+        distributions.append(p)
+    return Generated(numpy.array(tokens, numpy.int64), numpy.array(distributions), time.perf_counter() - began,
+                     f"window re-run ({window} tokens)")
+
+
+# --- primers --------------------------------------------------------------------------------------------------------
+def trim_unplayable(tokens, forbidden):
+    """Drop trailing tokens that must not precede a continuation (a piece's END)."""
+    tokens = numpy.asarray(tokens)
+    end = len(tokens)
+    while end and int(tokens[end - 1]) in forbidden:
+        end -= 1
+    return tokens[:end]
+
+
+def tempo_of(path):
+    try:
+        sequence = read_events(path)
+        return float(sequence.qpm), tuple(sequence.time_signature)
+    except (OSError, ValueError):
+        return 120.0, (4, 4)
+
+
+def primer_from_split(split, length, rng, recipe, config, tokenizer):
+    """A random window of ``length`` tokens inside one piece of the split (the longest piece if none is long
+    enough), starting on a downbeat where the recipe knows the bars, with its grid steps and its file's tempo."""
+    forbidden = recipe.forbidden_tokens(tokenizer)
+    pieces = [trim_unplayable(s, forbidden) for s in split.sequences]
+    candidates = [i for i, piece in enumerate(pieces) if len(piece) >= length]
+    if candidates:
+        index = candidates[int(rng.integers(len(candidates)))]
+    else:
+        index = max(range(len(pieces)), key=lambda i: len(pieces[i]))
+        length = len(pieces[index])
+    piece = pieces[index]
+    qpm, signature = tempo_of(split.paths[index])
+    starts = recipe.window_starts(piece, length, signature, tokenizer)
+    if not len(starts):
+        starts = numpy.arange(len(piece) - length + 1)
+    offset = int(starts[int(rng.integers(len(starts)))])
+    steps_of = recipe.steps_of(config, tokenizer)
+    steps = None if steps_of is None else steps_of(split.sequences[index])[offset:offset + length]
+    return Primer(piece[offset:offset + length], steps, Path(split.paths[index]), qpm, signature,
+                  recipe.duration_of(piece[:offset], tokenizer))
+
+
+def primer_from_file(path, length, recipe, config, tokenizer):
+    """The tokens of a MIDI file (its last ``length`` tokens if given: the continuation follows its end)."""
+    path = Path(path)
+    full = numpy.asarray(tokenizer.encode_file(path))
+    tokens = trim_unplayable(full, recipe.forbidden_tokens(tokenizer))
+    if not len(tokens):
+        raise ValueError(f"--primer {path}: no notes this checkpoint's tokenizer encodes")
+    steps_of = recipe.steps_of(config, tokenizer)
+    steps = None if steps_of is None else steps_of(full)[:len(tokens)]
+    offset = 0 if length is None else max(0, len(tokens) - length)
+    qpm, signature = tempo_of(path)
+    return Primer(tokens[offset:], None if steps is None else steps[offset:], path, qpm, signature,
+                  recipe.duration_of(tokens[:offset], tokenizer))
+
+
+# --- the whole job --------------------------------------------------------------------------------------------------
+@dataclass
+class GenerationReport:
+    midi: Path
+    primer: Primer
+    generated: Generated
+    statistics: dict
+    sampling: Sampling
+    plot: Path | None = None
+    wav: Path | None = None
+
+
+def choose_primer(checkpoint, rng, primer_path=None, primer_length=None, data=None):
+    """The --primer file's tokens, else a random window of the validation split (``primer_length`` tokens,
+    default the training --seq-len)."""
+    recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
+    if primer_path is not None:
+        return primer_from_file(primer_path, primer_length, recipe, config, tokenizer)
+    source = resolve_source(data if data is not None else checkpoint.source)
+    validation = load_data(tokenizer, split_files(source, config.max_files, config.seed)).split("validation")
+    return primer_from_split(validation, primer_length or config.seq_len, rng, recipe, config, tokenizer)
+
+
+def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=False):
+    """Generated tokens after ``primer`` from a loaded checkpoint, by either method."""
+    picker = TokenPicker(checkpoint.recipe, checkpoint.tokenizer, sampling, rng)
+    if window_rerun:
+        return generate_window_rerun(checkpoint.model, checkpoint.encoding, primer, num_steps, picker,
+                                     checkpoint.config.seq_len)
+    return generate_carrying_state(checkpoint.model, checkpoint.encoding, primer, num_steps, picker)
+
+
+def greedy_versus_sampled(checkpoint_path, num_steps=500, seed=0, temperature=1.0, data=None, log=print):
+    """Statistics (``token_statistics``) of ``num_steps`` greedy and sampled tokens after the same primer: the
+    tutorial's greedy output tends to collapse to one note or one short loop. Returns {"greedy": ..., "sampled":
+    ...}."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    primer = choose_primer(checkpoint, numpy.random.default_rng(seed), data=data)
+    results = {}
+    for name, sampling in (("greedy", Sampling(greedy=True)), ("sampled", Sampling(temperature=temperature))):
+        generated = generate_tokens(checkpoint, primer, num_steps, sampling, numpy.random.default_rng(seed))
+        results[name] = token_statistics(generated.tokens)
+        log(f"{name + ':':<9}{format_statistics(results[name])}")
+    return results
+
+
+def generate_from_checkpoint(checkpoint_path, out, num_steps=500, sampling=None, primer_path=None,
+                             primer_length=None, seed=None, window_rerun=False, include_primer=False, data=None,
+                             plot=False, wav=False, log=print):
+    """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV)."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    tokenizer, config = checkpoint.tokenizer, checkpoint.config
+    if sampling is None:
+        sampling = Sampling(greedy=checkpoint.recipe.greedy_by_default)
+    rng = numpy.random.default_rng(seed)
+    primer = choose_primer(checkpoint, rng, primer_path, primer_length, data)
+    generated = generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun)
+
+    tokens = numpy.concatenate([primer.tokens, generated.tokens]) if include_primer else generated.tokens
+    # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
+    phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
+    events = [event._replace(start=event.start + phase) for event in tokenizer.decode(tokens)]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(events, out, qpm=primer.qpm, time_signature=primer.time_signature)
+    statistics = token_statistics(generated.tokens)
+    report = GenerationReport(out, primer, generated, statistics, sampling)
+    log(f"primer: {len(primer.tokens)} tokens from {primer.source} ({primer.qpm:g} qpm)")
+    log(f"generated {len(generated.tokens)} tokens ({sampling.describe()}, {generated.method}) in "
+        f"{generated.seconds:.2f} s: {generated.ms_per_token:.2f} ms/token")
+    log(f"tokens: {format_statistics(statistics)}")
+    log(f"wrote {out} ({len(events)} notes{', primer included' if include_primer else ''})")
+    if plot:
+        from .plotting import plot_events
+        primer_end = phase + checkpoint.recipe.duration_of(primer.tokens, tokenizer) if include_primer else None
+        report.plot = plot_events(events, out.with_suffix(".png"),
+                                  title=f"{out.name}: {config.recipe}, {sampling.describe()}",
+                                  steps_per_quarter=getattr(tokenizer, "steps_per_quarter", 4),
+                                  primer_end=primer_end)
+        log(f"wrote {report.plot}")
+    if wav:
+        from .audio import AudioUnavailable, render_wav
+        try:
+            report.wav = render_wav(out)
+            log(f"wrote {report.wav}")
+        except AudioUnavailable as error:
+            print(f"--wav: {error}", file=sys.stderr)
+    return report

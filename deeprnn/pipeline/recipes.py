@@ -1,0 +1,276 @@
+"""The two recipes: what each trains on, how its model is built, and its defaults.
+
+- ``seed``: the tutorial as written ("How to Generate Music using a LSTM Neural Network in Keras"): 100-token
+  windows -> the 101st token, the scalar ``index / vocab`` as input, LSTM(256, recurrent_dropout=.3) x2 ->
+  BatchNorm -> Dropout(.3) -> Dense(128) -> ReLU -> BatchNorm -> Dropout(.3) -> Dense(vocab) -> softmax, Adam,
+  batch 32, 30 epochs, 200 randomly sampled files, the best checkpoint by training loss, greedy generation.
+  Tokens are ``SeedTokenizer``'s notes-and-chords symbols (keyed by MIDI pitch on drums, so they exist at all).
+- ``drums`` (default): ``DrumGridTokenizer``'s 16th-note grid, an Embedding, a deep LSTM (GRU or SimpleRNN
+  selectable) predicting the next token at every position (``return_sequences``), dropout between layers, the
+  official Groove split, the best checkpoint by validation loss, sampling with temperature.
+
+A ``TrainConfig`` holds every choice of a run; it is saved in each checkpoint, so generate and resume need
+nothing else.
+"""
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy
+
+from .. import layers, optimizers
+from ..model import Sequential
+from ..music import DrumGridTokenizer
+from . import evaluation
+from .features import ScaledIndexInput, StepCounterEmbedding, TokenInput, TokenStepInput, grid_steps
+from .windows import LastTokenWindows, NextTokenWindows, TokenStream
+
+CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a training run. ``None`` in a field means "the recipe's default" until ``resolved``."""
+
+    recipe: str | None = None  # None: drums (or, resuming, the checkpoint's)
+    data: str | None = None
+    cell: str | None = None
+    layers: int | None = None
+    units: int | None = None
+    embedding_dim: int | None = None
+    seq_len: int | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    dropout: float | None = None
+    recurrent_dropout: float | None = None
+    clipnorm: float | None = None
+    max_files: int | None = None
+    seed: int | None = None
+    bar_position: bool | None = None
+    time_budget: float | None = None  # minutes of training (data loading excluded); None: no limit
+
+    def resolved(self):
+        """A copy with every None replaced by the recipe's default."""
+        recipe = get_recipe(self.recipe or "drums")
+        values = dataclasses.asdict(self)
+        values["recipe"] = recipe.name
+        for key, default in recipe.defaults.items():
+            if values.get(key) is None:
+                values[key] = default
+        config = TrainConfig(**values)
+        recipe.check(config)
+        return config
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+# What may change when a run is resumed: how long it trains. Everything else shapes the weights' trajectory.
+RESUMABLE_CHANGES = ("epochs", "time_budget")
+
+
+class DrumsRecipe:
+    name = "drums"
+    loss = "sparse_categorical_crossentropy"
+    monitor = "val_loss"  # best checkpoint by validation loss
+    validation_label = "validation loss (whole pieces)"
+    greedy_by_default = False
+    defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=64, seq_len=64, batch_size=32, epochs=30,
+                    lr=2e-3, dropout=0.3, recurrent_dropout=0.0, clipnorm=1.0, max_files=None, seed=0,
+                    bar_position=True, time_budget=None)
+
+    def check(self, config):
+        check_common(config)
+
+    def make_tokenizer(self):
+        return DrumGridTokenizer()
+
+    def input_encoding(self, config, vocab_size):
+        return TokenStepInput() if config.bar_position else TokenInput()
+
+    def build_model(self, config, vocab_size):
+        """Embedding -> [RNN(units, return_sequences) -> Dropout] x layers -> Dense(vocab) -> softmax.
+
+        Dropout sits between the recurrent layers and before the output (as PyTorch's nn.LSTM dropout), not on
+        the embedding, whose bar-position counters should reach the network intact.
+        """
+        cell = CELLS[config.cell]
+        if config.bar_position:
+            stack = [StepCounterEmbedding(vocab_size, config.embedding_dim)]
+            input_shape = (None, None, 2)
+        else:
+            stack = [layers.Embedding(vocab_size, config.embedding_dim)]
+            input_shape = (None, None)
+        for _ in range(config.layers):
+            stack.append(cell(config.units, return_sequences=True, recurrent_dropout=config.recurrent_dropout))
+            if config.dropout:
+                stack.append(layers.Dropout(config.dropout))
+        stack += [layers.Dense(vocab_size), layers.Activation("softmax")]
+        return compiled(Sequential(stack, name="drums"), input_shape, config, self.loss)
+
+    def steps_of(self, config, tokenizer):
+        """piece -> grid step of each token, when the input needs it (--bar-position), else None."""
+        return functools.partial(grid_steps, start_token=tokenizer.start_token) if config.bar_position else None
+
+    def next_step(self, step, token, tokenizer):
+        """The grid step of the token after ``token`` (velocity tokens and specials do not advance the grid)."""
+        return step + int(token < tokenizer.start_token)
+
+    def window_starts(self, piece, length, time_signature, tokenizer):
+        """Offsets of the windows of ``length`` tokens of a piece that begin with a grid step on a downbeat."""
+        numerator, denominator = time_signature
+        bar = max(1, round(numerator * 4 * tokenizer.steps_per_quarter / denominator))
+        piece = numpy.asarray(piece)
+        downbeats = (piece < tokenizer.start_token) & (grid_steps(piece, tokenizer.start_token) % bar == 0)
+        offsets = numpy.nonzero(downbeats)[0]
+        return offsets[offsets + length <= len(piece)]
+
+    def duration_of(self, tokens, tokenizer):
+        """How long ``tokens`` last when decoded, in quarter notes: one grid step per step token."""
+        return float(numpy.sum(numpy.asarray(tokens) < tokenizer.start_token)) / tokenizer.steps_per_quarter
+
+    def forbidden_tokens(self, tokenizer):
+        """Never sampled mid-piece: START, and END (we want the number of steps asked for)."""
+        return [tokenizer.start_token, tokenizer.end_token]
+
+    def stream(self, sequences, config, tokenizer):
+        return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer))
+
+    def windows(self, sequences, config, tokenizer):
+        encoding = self.input_encoding(config, tokenizer.vocab_size)
+        return NextTokenWindows(self.stream(sequences, config, tokenizer), config.seq_len, encoding)
+
+    def score(self, model, sequences, config, tokenizer, stride=None):
+        """(sum of NLL, count) of every token after each piece's START, with its whole piece as context."""
+        encoding = self.input_encoding(config, tokenizer.vocab_size)
+        return evaluation.piece_nll(model, sequences, encoding, self.steps_of(config, tokenizer))
+
+    def scored_triples(self, sequences, config, tokenizer, stride=None):
+        """The same targets as ``score``, with their two-token histories, for the n-gram baselines."""
+        pad = tokenizer.vocab_size
+        return evaluation.Triples.join(evaluation.trigram_triples(s, numpy.arange(1, len(s)), pad)
+                                       for s in sequences)
+
+    training_triples = scored_triples
+    validation_score = score
+
+
+class SeedRecipe:
+    name = "seed"
+    loss = "categorical_crossentropy"  # the tutorial's one-hot targets
+    monitor = "loss"  # the tutorial's ModelCheckpoint(monitor='loss', save_best_only=True)
+    validation_label = "validation loss (one window in seq_len)"
+    greedy_by_default = True
+    defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=None, seq_len=100, batch_size=32, epochs=30,
+                    lr=1e-3, dropout=0.3, recurrent_dropout=0.3, clipnorm=None, max_files=200, seed=0,
+                    bar_position=False, time_budget=None)
+    head_units = 128
+
+    def check(self, config):
+        check_common(config)
+        if config.bar_position:
+            raise ValueError("--bar-position belongs to the drums recipe; the seed recipe's input is index/vocab")
+
+    def make_tokenizer(self):
+        from ..music import SeedTokenizer
+        return SeedTokenizer()
+
+    def input_encoding(self, config, vocab_size):
+        return ScaledIndexInput(vocab_size)
+
+    def build_model(self, config, vocab_size):
+        """[RNN(units, recurrent_dropout)] x layers (the last returns its final state) -> BatchNorm -> Dropout ->
+        Dense(128) -> ReLU -> BatchNorm -> Dropout -> Dense(vocab) -> softmax."""
+        cell = CELLS[config.cell]
+        stack = [cell(config.units, recurrent_dropout=config.recurrent_dropout,
+                      return_sequences=index < config.layers - 1) for index in range(config.layers)]
+        stack += [layers.BatchNormalization(), layers.Dropout(config.dropout), layers.Dense(self.head_units),
+                  layers.Activation("relu"), layers.BatchNormalization(), layers.Dropout(config.dropout),
+                  layers.Dense(vocab_size), layers.Activation("softmax")]
+        return compiled(Sequential(stack, name="seed"), (None, None, 1), config, self.loss)
+
+    def steps_of(self, config, tokenizer):
+        return None
+
+    def next_step(self, step, token, tokenizer):
+        return step + 1
+
+    def window_starts(self, piece, length, time_signature, tokenizer):
+        """Any offset: the tutorial's tokens follow onsets, not a grid, so they know no bars."""
+        return numpy.arange(len(piece) - length + 1)
+
+    def duration_of(self, tokens, tokenizer):
+        """The tutorial's decoding: 0.5 quarter notes per token."""
+        from ..music.seed_tokenizer import DECODE_OFFSET
+        return len(tokens) * DECODE_OFFSET
+
+    def forbidden_tokens(self, tokenizer):
+        """UNK stands for symbols unseen in training; it decodes to silence, so it is never generated."""
+        return [tokenizer.unk_id]
+
+    def stream(self, sequences, config, tokenizer):
+        return TokenStream.from_sequences(sequences)
+
+    def windows(self, sequences, config, tokenizer):
+        encoding = self.input_encoding(config, tokenizer.vocab_size)
+        return LastTokenWindows(self.stream(sequences, config, tokenizer), config.seq_len, encoding,
+                                tokenizer.vocab_size)
+
+    def score(self, model, sequences, config, tokenizer, stride=1):
+        """(sum of NLL, count) of token i + T given the T before it, every ``stride``-th window of the pieces
+        joined end to end (the tutorial's task)."""
+        windows = self.windows(sequences, config, tokenizer)
+        return evaluation.window_nll(model, windows, windows.evaluation_starts(stride))
+
+    def validation_score(self, model, sequences, config, tokenizer):
+        """Per epoch, one window in seq_len: the full stride-1 score costs seq_len times more."""
+        return self.score(model, sequences, config, tokenizer, stride=config.seq_len)
+
+    def scored_triples(self, sequences, config, tokenizer, stride=1):
+        stream = self.stream(sequences, config, tokenizer)
+        positions = numpy.arange(0, len(stream) - config.seq_len, stride) + config.seq_len
+        return evaluation.Triples(*evaluation.trigram_triples(stream.tokens, positions, tokenizer.vocab_size))
+
+    def training_triples(self, sequences, config, tokenizer, stride=None):
+        stream = self.stream(sequences, config, tokenizer)
+        return evaluation.Triples(*evaluation.trigram_triples(stream.tokens, numpy.arange(1, len(stream)),
+                                                              tokenizer.vocab_size))
+
+
+RECIPES = {"drums": DrumsRecipe(), "seed": SeedRecipe()}
+
+
+def get_recipe(name):
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def check_common(config):
+    if config.cell not in CELLS:
+        raise ValueError(f"--cell must be one of {sorted(CELLS)}, got {config.cell!r}")
+    for key in ("layers", "units", "seq_len", "batch_size", "epochs"):
+        if int(getattr(config, key)) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(config, key)}")
+    if config.embedding_dim is not None and config.embedding_dim < 1:
+        raise ValueError(f"--embedding-dim must be at least 1, got {config.embedding_dim}")
+    for key in ("dropout", "recurrent_dropout"):
+        if not 0 <= getattr(config, key) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be in [0, 1), got {getattr(config, key)}")
+    if config.lr <= 0:
+        raise ValueError(f"--lr must be positive, got {config.lr}")
+    if config.max_files is not None and config.max_files < 1:
+        raise ValueError(f"--max-files must be at least 1, got {config.max_files}")
+
+
+def compiled(model, input_shape, config, loss):
+    model.build(input_shape)
+    clipnorm = config.clipnorm if config.clipnorm else None
+    model.compile(optimizer=optimizers.Adam(learning_rate=config.lr, clipnorm=clipnorm), loss=loss)
+    return model

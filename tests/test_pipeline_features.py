@@ -1,0 +1,35 @@
+"""The bar-position input: Magenta's binary step counters next to the token embedding."""
+import numpy
+
+import deeprnn as dr
+from deeprnn import gradcheck, saving
+from deeprnn.pipeline.features import StepCounterEmbedding
+
+
+def test_counters_are_the_binary_digits_of_the_step_as_plus_minus_one():
+    layer = StepCounterEmbedding(10, 3, counter_bits=4)
+    x = numpy.array([[[2, 0], [2, 5], [7, 15], [1, -1], [1, 16]]])
+    y = layer(x)
+    assert y.shape == (1, 5, 3 + 4)
+    counters = y[0, :, 3:]
+    # bits, least significant first: 0 -> ----, 5 = 0101 -> +-+-, 15 -> ++++, START's -1 = 15 mod 16, 16 = 0 mod 16
+    assert counters.tolist() == [[-1, -1, -1, -1], [1, -1, 1, -1], [1, 1, 1, 1], [1, 1, 1, 1], [-1, -1, -1, -1]]
+    assert numpy.array_equal(y[0, :, :3], layer.E.value[[2, 2, 7, 1, 1]])
+
+
+def test_embedding_gradient_equals_central_differences(float64):
+    layer = StepCounterEmbedding(6, 4, counter_bits=3)
+    x = numpy.random.default_rng(0).integers(0, 6, (3, 5, 2))
+    errors = gradcheck.check_layer_gradients(layer, x)
+    assert errors and max(errors.values()) < 1e-7
+
+
+def test_a_model_with_the_layer_saves_and_loads(tmp_path):
+    dr.set_seed(0)
+    model = dr.Sequential([StepCounterEmbedding(8, 3), dr.layers.LSTM(4, return_sequences=True),
+                           dr.layers.Dense(8), dr.layers.Activation("softmax")])
+    model.build((None, None, 2))
+    model.save(tmp_path / "m.npz")
+    loaded = saving.load_model(tmp_path / "m.npz")
+    x = numpy.stack([numpy.arange(5) % 8, numpy.arange(5) - 1], axis=-1)[None]
+    assert numpy.allclose(model(x), loaded(x))

@@ -1,0 +1,129 @@
+"""Generation carrying the recurrent state gives the tutorial's window re-run probabilities where the contexts
+are the same, at one step per token instead of one window per token."""
+import numpy
+import pytest
+
+from deeprnn import backend
+from deeprnn.music import DrumGridTokenizer
+from deeprnn.pipeline.features import grid_steps
+from deeprnn.pipeline.generation import (Primer, Sampling, TokenPicker, choose_token, generate_carrying_state,
+                                         generate_window_rerun)
+from deeprnn.pipeline.recipes import TrainConfig, get_recipe
+from deeprnn.pipeline.stepping import StackRunner
+
+TOKENIZER = DrumGridTokenizer()
+
+
+class FixedVocabulary:
+    """What the seed recipe needs of a fitted SeedTokenizer: its size and UNK id."""
+
+    vocab_size = 30
+    unk_id = 29
+
+
+def drums_model(cell="lstm", bar_position=True, seed=0):
+    """A tiny drums model with weights scaled up, so its distributions are peaked and depend on the context."""
+    backend.set_seed(seed)
+    config = TrainConfig(recipe="drums", cell=cell, layers=2, units=12, embedding_dim=6,
+                         bar_position=bar_position, seq_len=64).resolved()
+    model = get_recipe("drums").build_model(config, TOKENIZER.vocab_size)
+    rng = numpy.random.default_rng(seed)
+    model.set_weights([w + rng.normal(0, 0.6, w.shape) for w in model.get_weights()])
+    return model, config
+
+
+def drum_primer(length=6, bar_position=True):
+    tokens = numpy.array([TOKENIZER.start_token, 1, 0, 4, 2, 0, 5, 0][:length])
+    return Primer(tokens, grid_steps(tokens, TOKENIZER.start_token) if bar_position else None, None)
+
+
+def picker(recipe_name, tokenizer, greedy=True, seed=0):
+    return TokenPicker(get_recipe(recipe_name), tokenizer, Sampling(greedy=greedy), numpy.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bar_position", [True, False])
+def test_state_carrying_equals_window_rerun_while_the_window_holds_the_whole_context(cell, bar_position):
+    model, config = drums_model(cell, bar_position)
+    encoding = get_recipe("drums").input_encoding(config, TOKENIZER.vocab_size)
+    primer = drum_primer(bar_position=bar_position)
+    # sampling with the same seed: equal distributions draw equal tokens, so the contexts stay equal
+    carried = generate_carrying_state(model, encoding, primer, 30, picker("drums", TOKENIZER, greedy=False))
+    rerun = generate_window_rerun(model, encoding, primer, 30, picker("drums", TOKENIZER, greedy=False), window=64)
+    assert carried.tokens.tolist() == rerun.tokens.tolist()
+    numpy.testing.assert_allclose(carried.probabilities, rerun.probabilities, rtol=1e-4, atol=1e-6)
+    # the context matters: the distribution moves from token to token (L1 distance between consecutive steps)
+    assert numpy.abs(numpy.diff(carried.probabilities, axis=0)).sum(axis=1).mean() > 0.1
+
+
+def test_a_short_window_forgets_what_state_carrying_remembers():
+    model, config = drums_model()
+    encoding = get_recipe("drums").input_encoding(config, TOKENIZER.vocab_size)
+    primer = drum_primer()
+    carried = generate_carrying_state(model, encoding, primer, 12, picker("drums", TOKENIZER))
+    rerun = generate_window_rerun(model, encoding, primer, 12, picker("drums", TOKENIZER), window=4)
+    # the window holds the whole context for no prediction here (primer 6 > 4): the distributions differ
+    assert not numpy.allclose(carried.probabilities[0], rerun.probabilities[0], atol=1e-4)
+
+
+def test_seed_model_first_note_after_the_window_is_the_same_either_way():
+    backend.set_seed(1)
+    config = TrainConfig(recipe="seed", units=10, seq_len=12).resolved()
+    recipe = get_recipe("seed")
+    model = recipe.build_model(config, FixedVocabulary.vocab_size)
+    rng = numpy.random.default_rng(1)
+    model.set_weights([w + rng.normal(0, 0.3, w.shape) * (w.ndim > 1) for w in model.get_weights()])
+    encoding = recipe.input_encoding(config, FixedVocabulary.vocab_size)
+    primer = Primer(rng.integers(0, 29, 12), None, None)
+    carried = generate_carrying_state(model, encoding, primer, 5, picker("seed", FixedVocabulary))
+    rerun = generate_window_rerun(model, encoding, primer, 5, picker("seed", FixedVocabulary), window=12)
+    numpy.testing.assert_allclose(carried.probabilities[0], rerun.probabilities[0], rtol=1e-4, atol=1e-6)
+
+
+def test_runner_in_chunks_equals_one_pass_and_resets_start_a_piece_afresh():
+    model, config = drums_model()
+    encoding = get_recipe("drums").input_encoding(config, TOKENIZER.vocab_size)
+    rng = numpy.random.default_rng(2)
+    tokens = rng.integers(0, 512, (3, 20))
+    steps = numpy.tile(numpy.arange(20), (3, 1))
+    runner = StackRunner(model)
+    whole, _ = runner.run(encoding.encode(tokens, steps), runner.zero_states(3))
+    first, states = runner.run(encoding.encode(tokens[:, :7], steps[:, :7]), runner.zero_states(3))
+    second, _ = runner.run(encoding.encode(tokens[:, 7:], steps[:, 7:]), states)
+    numpy.testing.assert_allclose(numpy.concatenate([first, second], axis=1), whole, rtol=1e-4, atol=1e-6)
+
+    resets = numpy.zeros((3, 20), bool)
+    resets[:, 8] = True  # a new piece starts at position 8 of every row
+    packed, _ = runner.run(encoding.encode(tokens, steps), runner.zero_states(3), resets)
+    alone, _ = runner.run(encoding.encode(tokens[:, 8:], steps[:, 8:]), runner.zero_states(3))
+    numpy.testing.assert_allclose(packed[:, 8:], alone, rtol=1e-4, atol=1e-6)
+
+
+def test_forbidden_tokens_are_never_chosen():
+    probs = numpy.array([0.1, 0.6, 0.3])
+    rng = numpy.random.default_rng(0)
+    assert choose_token(probs, Sampling(greedy=True), rng) == 1
+    assert choose_token(probs, Sampling(greedy=True), rng, forbidden=[1]) == 2
+    draws = [choose_token(probs, Sampling(temperature=1.0), rng, forbidden=[1]) for _ in range(200)]
+    assert set(draws) == {0, 2}
+
+
+def test_top_1_and_a_cold_temperature_are_greedy_and_a_hot_one_spreads():
+    probs = numpy.array([0.2, 0.5, 0.3])
+    rng = numpy.random.default_rng(0)
+    assert {choose_token(probs, Sampling(top_k=1), rng) for _ in range(50)} == {1}
+    assert {choose_token(probs, Sampling(temperature=0.01), rng) for _ in range(50)} == {1}
+    assert {choose_token(probs, Sampling(temperature=5.0), rng) for _ in range(200)} == {0, 1, 2}
+    with pytest.raises(ValueError, match="temperature"):
+        Sampling(temperature=0)
+
+
+def test_drum_primers_start_on_a_downbeat_and_the_output_keeps_its_place_in_the_bar():
+    recipe = get_recipe("drums")
+    piece = numpy.concatenate([[TOKENIZER.start_token], numpy.arange(1, 41), [TOKENIZER.end_token]])
+    # 4/4 on a 16th grid: bars begin at steps 0, 16, 32 (tokens 1, 17, 33); a 12-token window must fit
+    assert recipe.window_starts(piece, 12, (4, 4), TOKENIZER).tolist() == [1, 17]
+    assert recipe.window_starts(piece, 12, (6, 8), TOKENIZER).tolist() == [1, 13, 25]  # 12 steps a bar
+    primer = Primer(piece[17:27], None, None, start=4.0)  # 10 steps from bar 2's downbeat
+    assert primer.bar_phase(recipe, TOKENIZER, include_primer=True) == 0.0
+    assert primer.bar_phase(recipe, TOKENIZER, include_primer=False) == 2.5  # the continuation starts at step 10
