@@ -91,9 +91,18 @@ def to_device(a, dtype=None):
     if a is None:
         return None
     module = xp()
+    if module is numpy:
+        a = to_numpy(a)   # a CuPy array refuses NumPy's implicit conversion: copy it to the host explicitly
     if dtype is not None:
         return module.asarray(a, dtype=dtype)
     return module.asarray(a)
+
+
+def value_range(a):
+    """(min, max) of a non-empty array as Python numbers, read in one copy: one device sync on the GPU, not two."""
+    module = array_module(a)
+    low, high = to_numpy(module.stack([a.min(), a.max()])).tolist()
+    return low, high
 
 
 def _make_mask_rng(seed):

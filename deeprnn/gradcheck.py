@@ -13,7 +13,9 @@ from . import backend
 
 
 def relative_error(analytic, numeric):
-    analytic, numeric = numpy.asarray(analytic, dtype="float64"), numpy.asarray(numeric, dtype="float64")
+    # host copies first: NumPy refuses to convert a CuPy array implicitly
+    analytic = numpy.asarray(backend.to_numpy(analytic), dtype="float64")
+    numeric = numpy.asarray(backend.to_numpy(numeric), dtype="float64")
     scale = numpy.linalg.norm(analytic) + numpy.linalg.norm(numeric)
     return float(numpy.linalg.norm(analytic - numeric) / max(scale, 1e-12))
 

@@ -8,7 +8,7 @@ Keras's clip is active. Sparse: t is the one-hot of an integer label. See docs/s
 """
 from collections import namedtuple
 
-from .backend import array_module
+from .backend import array_module, value_range
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -62,9 +62,11 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                              f"predictions of shape {tuple(y_pred.shape)} (expected {tuple(y_pred.shape[:-1])})")
         labels = xp.asarray(y_true)
         V = y_pred.shape[-1]
-        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= V):
-            raise ValueError(f"sparse_categorical_crossentropy: labels must be in [0, {V}), "
-                             f"received min {int(labels.min())}, max {int(labels.max())}")
+        if labels.size:
+            low, high = (int(v) for v in value_range(labels))   # one host read of both bounds (a sync on the GPU)
+            if low < 0 or high >= V:
+                raise ValueError(f"sparse_categorical_crossentropy: labels must be in [0, {V}), "
+                                 f"received min {low}, max {high}")
         return one_hot(labels, V, y_pred.dtype)
 
 

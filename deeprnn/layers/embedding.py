@@ -29,9 +29,11 @@ class Embedding(Layer):
                 x = x.astype("int64")
             else:
                 raise ValueError(f"layer {self.name!r} (Embedding): expected integer token ids, received dtype {x.dtype}")
-        if x.size and (int(x.min()) < 0 or int(x.max()) >= self.input_dim):
-            raise ValueError(f"layer {self.name!r} (Embedding): token ids must be in [0, {self.input_dim}), "
-                             f"received min {int(x.min())}, max {int(x.max())}")
+        if x.size:
+            low, high = backend.value_range(x)   # one host read of both bounds (a sync on the GPU)
+            if low < 0 or high >= self.input_dim:
+                raise ValueError(f"layer {self.name!r} (Embedding): token ids must be in [0, {self.input_dim}), "
+                                 f"received min {low}, max {high}")
         return self.E.value[x], x
 
     def backward(self, dy, cache):

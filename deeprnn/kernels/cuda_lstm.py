@@ -1,0 +1,425 @@
+"""The LSTM's sequence loops fused for CuPy on the GPU: the math of layers/lstm.py, arranged for speed.
+
+The equations are those of ``LSTM.step_forward``/``LSTM.step_backward`` and docs/lstm.md (the reference, which
+``tests/test_gpu.py`` holds this kernel to, outputs and every gradient):
+
+    z = x_t W + h_{t-1} U + b;  i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_c)
+    c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+
+On a GPU the reference loop is bound by launches, not arithmetic: each timestep is a dozen small CuPy kernels and as
+many Python calls (measured on an H100: a 2-layer LSTM, B=32, T=100, H=256, forward + BPTT, 138 ms with plain CuPy
+ops against 9.1 ms for cuDNN). What is arranged differently here, and why:
+
+- Two launches per timestep and direction: one GEMM for the recurrent product of all four gates, then ONE fused
+  ``cupy.ElementwiseKernel`` for everything point-wise in the step (``STEP_FORWARD``: z -> i, f, g, o, c, tanh(c),
+  h, and the next step's masked recurrent inputs; ``STEP_BACKWARD``: dh -> dc, dz of the four gates, dc_{t-1}, and
+  the masked sum of the per-gate dh). Each thread owns one (b, j) and all four gates of it, so a step reads and
+  writes every value once.
+- Everything that does not depend on the previous step is batched over time, outside the loops: the input
+  projection x W + b of all timesteps is one cuBLAS GEMM (T*B rows); dW, dU, db and dx are one GEMM each after the
+  backward loop.
+- No allocation inside the loops: the whole-sequence buffers are made once per call (CuPy's memory pool makes that
+  cheap) and every step writes into them.
+- ``GEMM = "cublas"`` (default) issues the per-step products straight to cuBLAS (``cublasSgemm``/
+  ``cublasSgemmStridedBatched``) with the shapes checked once per call: ``cupy.matmul`` re-checks shapes, strides
+  and dtypes on every call, and inside the loop that Python time is the step's cost. ``GEMM = "cupy"`` uses
+  ``cupy.matmul(a, b, out=...)`` instead; both are tested against the reference.
+- Keras's gate order [i | f | c | o] is kept in every (B, 4H) buffer, so W, U and b are used as they are stored.
+  Recurrent dropout (Keras's per-gate masks, ``RNN.draw_masks``, drawn in the reference's order so reseeding gives
+  the same masks) makes the recurrent product one per gate: those buffers are gate-major, (4, B, H), and the step
+  is one strided-batched GEMM.
+
+Not done, and why: CUDA graphs (CuPy refuses to capture cuBLAS calls, so a graph needs the recurrent product
+written by hand, without cuBLAS; see docs/gpu.md), persistent kernels, running the layers as a wavefront.
+
+Supported: ``LSTM`` with activation tanh and recurrent_activation sigmoid, CuPy float32/float64 input of the
+weights' dtype, T >= 1, any dropout/recurrent_dropout, use_bias, go_backwards, return_sequences, return_state,
+stateful, initial_state. Anything else runs the reference loops (see ``supports``). The module imports without
+CuPy: CuPy is imported inside the functions that run on the GPU only.
+"""
+import functools
+from collections import namedtuple
+
+import numpy
+
+GEMM = "cublas"   # or "cupy": how the per-step recurrent products are issued (see the module docstring)
+
+CudaLSTMCache = namedtuple("CudaLSTMCache", "x_in input_masks recurrent_masks gates hs cs tanh_cs h_ins")
+CACHE_TYPES = (CudaLSTMCache,)
+
+# -- the two fused step kernels ----------------------------------------------------------------------------------------
+# One thread per (b, j) of the (B, H) state. Gate k of that element lives at gates[b*4H + k*H + j] in a (B, 4H)
+# buffer (Keras's order i, f, c, o) and at [(k*B + b)*H + j] in a gate-major (4, B, H) one.
+SIGMOID = """
+template <typename T> __device__ T deeprnn_sigmoid(T z) {
+    // exp of a non-positive number only, so neither branch overflows: activations.sigmoid's formula
+    const T e = exp(-fabs(z));
+    return z >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+"""
+
+# z = x_t W + b (already in gates) + h_in U (zh);  i, f, g, o;  c = f c_prev + i g;  h = o tanh(c).
+# With recurrent dropout (per_gate = 1) zh is gate-major (4, B, H), and the step also writes the next step's
+# recurrent inputs h * mask_k, so the next GEMM needs no separate masking launch.
+STEP_FORWARD = """
+    const int B = _ind.size() / H;
+    const int b = i / H, j = i % H;
+    const int row = b * 4 * H + j;
+    T z[4];
+    for (int k = 0; k < 4; ++k) {
+        z[k] = gates[row + k * H] + zh[per_gate ? (k * B + b) * H + j : row + k * H];
+    }
+    const T in_g = deeprnn_sigmoid(z[0]), forget_g = deeprnn_sigmoid(z[1]);
+    const T cell_g = tanh(z[2]), out_g = deeprnn_sigmoid(z[3]);
+    gates[row] = in_g;
+    gates[row + H] = forget_g;
+    gates[row + 2 * H] = cell_g;
+    gates[row + 3 * H] = out_g;
+    const T c_new = forget_g * c_prev + in_g * cell_g;
+    const T tanh_c_new = tanh(c_new);
+    const T h_new = out_g * tanh_c_new;
+    c = c_new;
+    tanh_c = tanh_c_new;
+    h = h_new;
+    if (per_gate) {
+        for (int k = 0; k < 4; ++k) {
+            h_in_next[(k * B + b) * H + j] = h_new * mask[(k * B + b) * H + j];
+        }
+    }
+"""
+FORWARD_PARAMS = ("raw T zh, T c_prev, raw T mask, int32 H, int32 per_gate",
+                  "raw T gates, T c, T tanh_c, T h, raw T h_in_next")
+
+# dh = (dh from step t+1) + dy_t; dc = dc_next + dh o (1 - tanh(c)^2);
+# dz = [dc g i(1-i) | dc c_prev f(1-f) | dc i (1-g^2) | dh tanh(c) o(1-o)];  dc_{t-1} = dc f.
+# dh from step t+1 is dz_{t+1} U^T: shared (B, H), or with recurrent dropout sum_k (dz_k U_k^T) * mask_k from the
+# gate-major (4, B, H) product (dh_gates = 1), summed here in the reference's order.
+STEP_BACKWARD = """
+    const int B = _ind.size() / H;
+    const int b = i / H, j = i % H;
+    const int row = b * 4 * H + j;
+    T dh_next;
+    if (dh_gates) {
+        dh_next = 0;
+        for (int k = 0; k < 4; ++k) {
+            dh_next = dh_next + dh_rec[(k * B + b) * H + j] * mask[(k * B + b) * H + j];
+        }
+    } else {
+        dh_next = dh_rec[i];
+    }
+    const T dh = dh_next + dy;
+    const T in_g = gates[row], forget_g = gates[row + H], cell_g = gates[row + 2 * H], out_g = gates[row + 3 * H];
+    const T d_out = dh * tanh_c;
+    const T dc_total = dc + dh * out_g * (1 - tanh_c * tanh_c);
+    const T d_in = dc_total * cell_g;
+    const T d_forget = dc_total * c_prev;
+    const T d_cell = dc_total * in_g;
+    T dz_k[4];
+    dz_k[0] = d_in * (in_g * (1 - in_g));
+    dz_k[1] = d_forget * (forget_g * (1 - forget_g));
+    dz_k[2] = d_cell * (1 - cell_g * cell_g);
+    dz_k[3] = d_out * (out_g * (1 - out_g));
+    for (int k = 0; k < 4; ++k) {
+        dz[gate_major ? (k * B + b) * H + j : row + k * H] = dz_k[k];
+    }
+    dc = dc_total * forget_g;
+"""
+BACKWARD_PARAMS = ("raw T dh_rec, raw T mask, T dy, raw T gates, T tanh_c, T c_prev, int32 H, int32 dh_gates, "
+                   "int32 gate_major",
+                   "T dc, raw T dz")
+
+
+# -- what touches CuPy: each behind one function, imported on first use ------------------------------------------------
+def _cupy():
+    import cupy
+    return cupy
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    """(step_forward, step_backward) ElementwiseKernels; CuPy compiles each once per dtype and caches it on disk."""
+    cupy = _cupy()
+    forward = cupy.ElementwiseKernel(*FORWARD_PARAMS, STEP_FORWARD, "deeprnn_lstm_step_forward", preamble=SIGMOID)
+    backward = cupy.ElementwiseKernel(*BACKWARD_PARAMS, STEP_BACKWARD, "deeprnn_lstm_step_backward")
+    return forward, backward
+
+
+def _cublas():
+    """CuPy's thin cuBLAS bindings and the current device's handle."""
+    from cupy.cuda import device
+    from cupy_backends.cuda.libs import cublas
+    return cublas, device.get_cublas_handle()
+
+
+def device_pointer(a):
+    return a.data.ptr
+
+
+class CublasGemm:
+    """``out = a @ b`` for C-contiguous row-major matrices (M, K) @ (K, N), or stacks of ``batch`` of them, issued
+    straight to cuBLAS with every shape and leading dimension fixed when the plan is made.
+
+    cuBLAS is column-major: a row-major (M, N) matrix is the column-major (N, M) matrix of its transpose, so
+    C = A B is computed as C^T = B^T A^T: B goes first, with m = N, n = M, and each leading dimension is a row length.
+    The caller guarantees contiguity and shapes (the buffers are made for this plan); nothing is checked per call.
+    """
+
+    def __init__(self, dtype, M, K, N, batch=1):
+        cublas, self.handle = _cublas()
+        single = numpy.dtype(dtype) == numpy.float32
+        self.gemm = cublas.sgemm if single else cublas.dgemm
+        self.gemm_batched = cublas.sgemmStridedBatched if single else cublas.dgemmStridedBatched
+        self.no_transpose = cublas.CUBLAS_OP_N
+        self.M, self.K, self.N, self.batch = M, K, N, batch
+        # alpha = 1, beta = 0 as host scalars (pointer mode HOST, set by ``host_pointer_mode``); kept alive here
+        self.scalars = numpy.array([1, 0], dtype=dtype)
+        self.alpha = self.scalars.ctypes.data
+        self.beta = self.alpha + self.scalars.itemsize
+
+    def __call__(self, a, b, out):
+        M, K, N = self.M, self.K, self.N
+        if self.batch == 1:
+            self.gemm(self.handle, self.no_transpose, self.no_transpose, N, M, K, self.alpha,
+                      device_pointer(b), N, device_pointer(a), K, self.beta, device_pointer(out), N)
+        else:
+            self.gemm_batched(self.handle, self.no_transpose, self.no_transpose, N, M, K, self.alpha,
+                              device_pointer(b), N, K * N, device_pointer(a), K, M * K, self.beta,
+                              device_pointer(out), N, M * N, self.batch)
+        return out
+
+
+class CupyGemm:
+    """``cupy.matmul(a, b, out=out)``: the same products through CuPy's checked path."""
+
+    def __init__(self, dtype, M, K, N, batch=1):
+        self.matmul = _cupy().matmul
+
+    def __call__(self, a, b, out):
+        return self.matmul(a, b, out=out)
+
+
+def make_gemm(dtype, M, K, N, batch=1):
+    return (CublasGemm if GEMM == "cublas" else CupyGemm)(dtype, M, K, N, batch)
+
+
+class host_pointer_mode:
+    """cuBLAS reads alpha and beta from host memory inside the block (the handle is CuPy's: restore its mode)."""
+
+    def __enter__(self):
+        if GEMM == "cublas":
+            self.cublas, self.handle = _cublas()
+            self.saved = self.cublas.getPointerMode(self.handle)
+            self.cublas.setPointerMode(self.handle, self.cublas.CUBLAS_POINTER_MODE_HOST)
+        return self
+
+    def __exit__(self, *exc):
+        if GEMM == "cublas":
+            self.cublas.setPointerMode(self.handle, self.saved)
+        return False
+
+
+# -- selection ---------------------------------------------------------------------------------------------------------
+def is_cupy_array(a):
+    # the type's module, not an import: without CuPy installed this must stay free
+    return type(a).__module__.startswith("cupy") and hasattr(a, "data") and hasattr(a, "dtype")
+
+
+def supports(layer, x, training):
+    """True exactly for the cases this kernel computes like the reference; anything else falls back."""
+    if not is_cupy_array(x):
+        return False
+    from ..layers.lstm import LSTM  # here, not at import: layers import this package
+    if not isinstance(layer, LSTM):
+        return False
+    cls = type(layer)
+    if (cls.step_forward is not LSTM.step_forward or cls.step_backward is not LSTM.step_backward
+            or cls.project_inputs is not LSTM.project_inputs or cls.input_bias is not LSTM.input_bias):
+        return False  # a subclass that changes the math runs its own reference code
+    if layer.activation.name != "tanh" or layer.recurrent_activation.name != "sigmoid":
+        return False
+    if x.dtype not in (numpy.float32, numpy.float64) or x.ndim != 3 or x.shape[1] < 1:
+        return False
+    weights = [layer.W.value, layer.U.value] + ([layer.b.value] if layer.use_bias else [])
+    return all(is_cupy_array(w) and w.dtype == x.dtype for w in weights)
+
+
+# -- layouts -----------------------------------------------------------------------------------------------------------
+def gate_major(M, xp):
+    """(R, 4H) with Keras's gate blocks -> (4, R, H), contiguous: block k is M[:, kH:(k+1)H]."""
+    R, H = M.shape[0], M.shape[1] // 4
+    return xp.ascontiguousarray(M.reshape(R, 4, H).transpose(1, 0, 2))
+
+
+def gate_major_transposed(M, xp):
+    """(R, 4H) -> (4, H, R), contiguous: block k is M_k^T (what dh = dz_k U_k^T multiplies by)."""
+    R, H = M.shape[0], M.shape[1] // 4
+    return xp.ascontiguousarray(M.reshape(R, 4, H).transpose(1, 2, 0))
+
+
+def keras_layout(Mg):
+    """(4, R, H) gate-major -> (R, 4H) with Keras's gate blocks (the inverse of ``gate_major``)."""
+    _, R, H = Mg.shape
+    return Mg.transpose(1, 0, 2).reshape(R, 4 * H)
+
+
+def as_device_masks(masks, xp):
+    """The masks ``draw_masks`` made, as arrays of this device (they already are when the backend is 'gpu')."""
+    return None if masks is None else xp.asarray(masks)
+
+
+# -- forward -----------------------------------------------------------------------------------------------------------
+def forward(layer, x, training=False, initial_state=None):
+    """``RNN.forward`` for an LSTM: x (B, T, D) -> outputs as the reference returns them, and this kernel's cache."""
+    xp = _cupy()
+    layer.check_input_shape(x.shape, 3, layer.W.shape[0])
+    B, T, D = x.shape
+    H, dtype = layer.units, x.dtype
+    x_tm = x.transpose(1, 0, 2)
+    if layer.go_backwards:
+        x_tm = x_tm[::-1]
+    x_tm = xp.ascontiguousarray(x_tm)                                 # (T, B, D)
+    masks = layer.draw_masks(B, D, dtype, training)                   # the reference's draws, in its order
+    input_masks, recurrent_masks = as_device_masks(masks.input, xp), as_device_masks(masks.recurrent, xp)
+    h0, c0 = layer.resolve_initial_state(initial_state, xp, B, dtype)
+    W, U = layer.W.value, layer.U.value
+
+    # the input projection of every timestep at once: gates (T, B, 4H) = x_in W + b, one GEMM of T*B rows
+    if input_masks is None:
+        x_in = x_tm.reshape(T * B, D)
+        gates = (x_in @ W).reshape(T, B, 4 * H)
+    elif input_masks.shape[0] == 1:
+        x_in = (x_tm * input_masks[0]).reshape(T * B, D)
+        gates = (x_in @ W).reshape(T, B, 4 * H)
+    else:   # each gate sees its own masked input: one batched GEMM, (4, T*B, D) @ (4, D, H)
+        x_in = (x_tm[None] * input_masks[:, None]).reshape(4, T * B, D)
+        gates = xp.ascontiguousarray(xp.matmul(x_in, gate_major(W, xp)).transpose(1, 0, 2)).reshape(T, B, 4 * H)
+    if layer.use_bias:
+        gates += layer.b.value
+
+    per_gate = recurrent_masks is not None
+    hs = xp.empty((T + 1, B, H), dtype=dtype)       # hs[t] = h_{t-1}: hs[0] is the initial state
+    cs = xp.empty((T + 1, B, H), dtype=dtype)
+    hs[0], cs[0] = h0, c0
+    tanh_cs = xp.empty((T, B, H), dtype=dtype)
+    if per_gate:
+        # h_ins[t] = h_{t-1} * mask_k per gate: what step t's product multiplies (and dU needs); slot T is the
+        # last step's write, never read
+        h_ins = xp.empty((T + 1, 4, B, H), dtype=dtype)
+        xp.multiply(h0[None], recurrent_masks, out=h_ins[0])
+        U_rec, zh = gate_major(U, xp), xp.empty((4, B, H), dtype=dtype)
+        gemm = make_gemm(dtype, B, H, H, batch=4)
+        mask, unused = recurrent_masks, None
+    else:
+        h_ins = None
+        U_rec, zh = xp.ascontiguousarray(U), xp.empty((B, 4 * H), dtype=dtype)
+        gemm = make_gemm(dtype, B, H, 4 * H)
+        unused = xp.empty(1, dtype=dtype)           # stands in for the mask and h_in_next the kernel does not touch
+        mask = unused
+    step_forward, _ = _kernels()
+    with host_pointer_mode():
+        for t in range(T):
+            if per_gate:
+                gemm(h_ins[t], U_rec, zh)           # (4, B, H) @ (4, H, H): h_in_k U_k
+                h_in_next = h_ins[t + 1]
+            else:
+                gemm(hs[t], U_rec, zh)              # (B, H) @ (H, 4H): all four gates in one product
+                h_in_next = unused
+            step_forward(zh, cs[t], mask, H, int(per_gate), gates[t], cs[t + 1], tanh_cs[t], hs[t + 1], h_in_next)
+
+    h_T, c_T = hs[T].copy(), cs[T].copy()
+    if layer.stateful:
+        layer.states = (h_T, c_T)
+    # the sequence stays time-major underneath: the next LSTM's x.transpose(1, 0, 2) is then contiguous again
+    y = hs[1:].transpose(1, 0, 2) if layer.return_sequences else h_T
+    outputs = [y, h_T, c_T] if layer.return_state else y
+    return outputs, CudaLSTMCache(x_in, input_masks, recurrent_masks, gates, hs, cs, tanh_cs,
+                                  None if h_ins is None else h_ins[:T])
+
+
+# -- backward ----------------------------------------------------------------------------------------------------------
+def backward(layer, dout, cache):
+    """``RNN.backward`` for a cache of this kernel: returns ``(dx, [dW, dU, (db)], (dh_0, dc_0))``.
+
+    The cache is only read: a second backward on it gives the same gradients.
+    """
+    xp = _cupy()
+    gates, cs, tanh_cs = cache.gates, cache.cs, cache.tanh_cs
+    T, B, H4 = gates.shape
+    H, dtype = H4 // 4, gates.dtype
+    dy, d_final = (dout[0], dout[1:]) if layer.return_state else (dout, (None, None))
+    # copies: the loop writes dc in place, and the caller's arrays stay untouched
+    dh_start = xp.zeros((B, H), dtype) if d_final[0] is None else xp.array(d_final[0], dtype=dtype)
+    dc = xp.zeros((B, H), dtype) if d_final[1] is None else xp.array(d_final[1], dtype=dtype)
+    zeros = xp.zeros((B, H), dtype)
+    dy_tm = None
+    if dy is not None:
+        if layer.return_sequences:
+            dy_tm = xp.ascontiguousarray(xp.asarray(dy, dtype=dtype).transpose(1, 0, 2))   # (T, B, H)
+        else:
+            dh_start += dy
+
+    masks = cache.recurrent_masks
+    per_gate = masks is not None
+    if per_gate:   # dz gate-major (T, 4, B, H); dh = sum_k (dz_k U_k^T) * mask_k, the product (4, B, H) @ (4, H, H)
+        dz = xp.empty((T, 4, B, H), dtype=dtype)
+        UT, dh_rec = gate_major_transposed(layer.U.value, xp), xp.empty((4, B, H), dtype=dtype)
+        gemm = make_gemm(dtype, B, H, H, batch=4)
+        mask = masks
+    else:          # dz (T, B, 4H) in Keras's order; dh = dz U^T, one (B, 4H) @ (4H, H) product
+        dz = xp.empty((T, B, 4 * H), dtype=dtype)
+        UT, dh_rec = xp.ascontiguousarray(layer.U.value.T), xp.empty((B, H), dtype=dtype)
+        gemm = make_gemm(dtype, B, 4 * H, H)
+        mask = xp.empty(1, dtype=dtype)
+    _, step_backward = _kernels()
+    with host_pointer_mode():
+        for t in reversed(range(T)):
+            dy_t = zeros if dy_tm is None else dy_tm[t]
+            if t == T - 1:   # the gradient that enters the last step from outside: (B, H), unmasked
+                step_backward(dh_start, mask, dy_t, gates[t], tanh_cs[t], cs[t], H, 0, int(per_gate), dc, dz[t])
+            else:
+                gemm(dz[t + 1], UT, dh_rec)
+                step_backward(dh_rec, mask, dy_t, gates[t], tanh_cs[t], cs[t], H, int(per_gate), int(per_gate),
+                              dc, dz[t])
+        gemm(dz[0], UT, dh_rec)                     # the gradient of the initial h
+    dh_0 = (dh_rec * masks).sum(axis=0) if per_gate else dh_rec
+
+    dx, grads = weight_and_input_gradients(layer, cache, dz, xp)
+    dx_tm = dx.reshape(T, B, -1)
+    if layer.go_backwards:
+        dx_tm = dx_tm[::-1]
+    return dx_tm.transpose(1, 0, 2), grads, (dh_0, dc)
+
+
+def weight_and_input_gradients(layer, cache, dz, xp):
+    """dW, dU, db (Keras's layout) and dx (T*B, D), each one product over all timesteps.
+
+    dz: (T, B, 4H) in Keras's order, or gate-major (T, 4, B, H) with recurrent dropout.
+    """
+    T, B, H = cache.tanh_cs.shape
+    W, x_in, input_masks = layer.W.value, cache.x_in, cache.input_masks
+    if cache.h_ins is None:
+        dz_flat = dz.reshape(T * B, 4 * H)
+        dz_g = None
+        dU = cache.hs[:-1].reshape(T * B, H).T @ dz_flat
+    else:
+        dz_flat = xp.ascontiguousarray(dz.transpose(0, 2, 1, 3)).reshape(T * B, 4 * H)
+        dz_g = gate_major(dz_flat, xp)
+        h_g = xp.ascontiguousarray(cache.h_ins.transpose(1, 0, 2, 3)).reshape(4, T * B, H)
+        dU = keras_layout(xp.matmul(h_g.transpose(0, 2, 1), dz_g))                       # dU_k = h_in_k^T dz_k
+    if input_masks is not None and input_masks.shape[0] == 4:
+        # each gate saw its own masked input: dW_k = x_in_k^T dz_k; dx = sum_k (dz_k W_k^T) * mask_k
+        D = W.shape[0]
+        dz_g = gate_major(dz_flat, xp) if dz_g is None else dz_g
+        dW = keras_layout(xp.matmul(x_in.transpose(0, 2, 1), dz_g))
+        dx_g = xp.matmul(dz_g, gate_major_transposed(W, xp)).reshape(4, T, B, D)
+        dx_g *= input_masks[:, None]
+        dx = dx_g.sum(axis=0).reshape(T * B, D)
+    else:
+        dW = x_in.T @ dz_flat
+        dx = dz_flat @ W.T
+        if input_masks is not None:
+            dx.reshape(T, B, -1)[...] *= input_masks[0]
+    grads = [dW, dU]
+    if layer.use_bias:
+        grads.append(dz_flat.sum(axis=0))
+    return dx, grads
