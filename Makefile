@@ -16,13 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -m "not slow" -ra
+	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -m "not slow" -ra
 
 test-slow: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -m slow -ra
+	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -m slow -ra
 
 test-all: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -ra
+	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -ra
 
 train: $(STAMP)
 	$(PY) examples/train_groove.py --out $(OUT) $(ARGS)

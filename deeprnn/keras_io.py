@@ -1,0 +1,249 @@
+"""Keras 3 files in and out, read and written with ``zipfile`` and ``h5py`` only (Keras is never imported).
+
+    model = keras_io.load_keras("model.keras")                       # architecture + weights
+    keras_io.load_keras("model.weights.h5", model=model)             # weights into a model you built
+    keras_io.save_keras_weights(model, "model.weights.h5")           # Keras: model.load_weights(...)
+
+A ``.keras`` file is a zip archive holding ``config.json`` (the architecture), ``model.weights.h5`` (the weights)
+and ``metadata.json``. Keras 3 lays the weights out by position, not by layer name
+(``keras/src/saving/saving_lib.py``): the i-th layer of a Sequential owns a group named after its class in
+snake_case, numbered in order of appearance, and its weights are datasets "0", "1", ... in ``get_weights()``
+order. A recurrent layer keeps them in its cell:
+
+    layers/lstm/cell/vars/0, 1, 2           kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)
+    layers/lstm_1/cell/vars/...             the second LSTM, whatever its name
+    layers/dense/vars/0, 1                  kernel, bias
+    layers/batch_normalization/vars/0..3    gamma, beta, moving_mean, moving_variance
+    layers/dropout/vars                     (no datasets)
+
+deeprnn's layers store their weights in the same order and shapes (GRU's bias included), so moving them is a copy.
+"""
+import io
+import json
+import os
+import re
+import zipfile
+
+import numpy
+
+from . import layers
+from .layers.recurrent import RNN
+from .model import Sequential
+from .saving import atomic_write
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.weights.h5"
+
+SUPPORTED = ("InputLayer", "LSTM", "GRU", "SimpleRNN", "Dense", "Activation", "Dropout", "BatchNormalization",
+             "Embedding")
+
+# options deeprnn does not implement: loading them with any other value would silently change the model
+UNSUPPORTED_OPTIONS = {
+    "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+    "activity_regularizer": None, "embeddings_regularizer": None, "beta_regularizer": None,
+    "gamma_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None, "bias_constraint": None,
+    "embeddings_constraint": None, "beta_constraint": None, "gamma_constraint": None, "lora_rank": None,
+    "quantization_config": None, "mask_zero": False, "noise_shape": None, "renorm": False,
+}
+
+
+def keras_group_name(class_name):
+    """Keras's ``naming.to_snake_case``: 'SimpleRNN' -> 'simple_rnn', 'BatchNormalization' -> 'batch_normalization'."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def weight_groups(model):
+    """(layer, HDF5 path of its weights) for every layer, numbered per class the way Keras numbers them."""
+    used = {}
+    groups = []
+    for layer in model.layers:
+        base = keras_group_name(type(layer).__name__)
+        count = used.get(base, -1) + 1
+        used[base] = count
+        key = base if count == 0 else f"{base}_{count}"
+        path = f"layers/{key}/cell/vars" if isinstance(layer, RNN) else f"layers/{key}/vars"
+        groups.append((layer, path))
+    return groups
+
+
+# -- reading -----------------------------------------------------------------------------------------------------------
+def load_keras(path, model=None):
+    """The deeprnn model stored in a Keras 3 ``.keras`` archive, or ``model`` filled from a ``.weights.h5`` file.
+
+    ``.keras``: the architecture comes from the archive's config (Sequential models of InputLayer, LSTM, GRU,
+    SimpleRNN, Dense, Activation, Dropout, BatchNormalization and Embedding); pass ``model`` to load the weights
+    into a model you built instead. ``.weights.h5`` holds no architecture, so ``model`` is required.
+    Raises ValueError naming the layer when the file holds a layer or an option deeprnn does not support, or
+    when the weights do not fit the model.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Keras file not found: {path}")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if CONFIG_NAME not in names or WEIGHTS_NAME not in names:
+                raise ValueError(f"{path}: not a Keras 3 .keras archive (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
+                                 f"found {names})")
+            if model is None:
+                model = model_from_keras_config(json.loads(archive.read(CONFIG_NAME)))
+            weights = io.BytesIO(archive.read(WEIGHTS_NAME))
+        load_weights_into(model, weights, path)
+        return model
+    if model is None:
+        raise ValueError(f"{path}: a weights file holds no architecture; build the model and call "
+                         "load_keras(path, model=model)")
+    load_weights_into(model, path, path)
+    return model
+
+
+def h5py_module():
+    """h5py, imported on first use: deeprnn itself does not need it."""
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("deeprnn.keras_io reads and writes Keras's HDF5 files with h5py: pip install h5py") from None
+    return h5py
+
+
+def load_weights_into(model, source, path):
+    """Copy the weights of a Keras 3 HDF5 weights file (a path or a file object) into ``model``."""
+    h5py = h5py_module()
+    model.require_built("load_keras")
+    with h5py.File(source, "r") as h5:
+        if "layers" not in h5:
+            raise ValueError(f"{path}: no 'layers' group; not a Keras 3 weights file (Keras 2 .h5 files are not read)")
+        weights = []
+        expected_groups = set()
+        for layer, group_path in weight_groups(model):
+            expected_groups.add(group_path.split("/")[1])
+            if not layer.variables:
+                continue
+            if group_path not in h5:
+                raise ValueError(f"{path}: no weights at {group_path!r} for layer {layer.name!r} "
+                                 f"({type(layer).__name__}); the file's layers are {sorted(h5['layers'])}")
+            group = h5[group_path]
+            arrays = [numpy.asarray(group[key]) for key in sorted(group, key=int)]
+            if len(arrays) != len(layer.variables):
+                raise ValueError(f"{path}: {group_path!r} holds {len(arrays)} arrays, layer {layer.name!r} "
+                                 f"({type(layer).__name__}) has {len(layer.variables)} weights")
+            for variable, array in zip(layer.variables, arrays):
+                if tuple(array.shape) != variable.shape:
+                    raise ValueError(f"{path}: {group_path!r} has an array of shape {tuple(array.shape)} where layer "
+                                     f"{layer.name!r} expects {variable.name!r} of shape {variable.shape}")
+            weights.extend(arrays)
+        extra = sorted(set(h5["layers"]) - expected_groups)
+        if extra:
+            raise ValueError(f"{path}: the file has weights for layers the model does not have: {extra}")
+    model.set_weights(weights)
+
+
+def model_from_keras_config(config):
+    """A deeprnn Sequential from a Keras 3 ``config.json`` (the dict ``model.get_config()`` is wrapped in)."""
+    class_name = config.get("class_name")
+    if class_name != "Sequential":
+        raise ValueError(f"only Keras Sequential models can be loaded, this one is a {class_name!r}")
+    body = config["config"]
+    model = Sequential(name=body.get("name", "sequential"))
+    for entry in body["layers"]:
+        model.add(layer_from_keras(entry["class_name"], entry["config"]))
+    if not model.built:
+        shape = body.get("build_input_shape") or (config.get("build_config") or {}).get("input_shape")
+        if shape is not None:
+            model.build(tuple(shape))
+    return model
+
+
+def layer_from_keras(class_name, config):
+    """One deeprnn layer (or Input) from one Keras layer config."""
+    name = config.get("name")
+    if class_name not in SUPPORTED:
+        raise ValueError(f"Keras layer {name!r} is a {class_name}, which deeprnn does not support "
+                         f"(supported: {', '.join(SUPPORTED)})")
+    for option, default in UNSUPPORTED_OPTIONS.items():
+        if option in config and config[option] != default and not (default is False and config[option] is None):
+            raise ValueError(f"Keras layer {name!r} ({class_name}): option {option}={config[option]!r} is not "
+                             "supported by deeprnn")
+    try:
+        return LAYER_READERS[class_name](config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Keras layer {name!r} ({class_name}): {error}") from None
+
+
+def activation_name(value):
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"activation {value!r} is not a built-in activation name")
+
+
+def read_input(config):
+    return layers.Input(batch_shape=tuple(config["batch_shape"]), dtype=config.get("dtype"), name=config.get("name"))
+
+
+RECURRENT_OPTIONS = ("units", "use_bias", "dropout", "recurrent_dropout", "return_sequences", "return_state",
+                     "go_backwards", "stateful")
+
+
+def read_recurrent(cls, config, *cell_options):
+    """SimpleRNN, GRU (cell option reset_after) or LSTM (unit_forget_bias): the same names in both libraries."""
+    kwargs = {key: config[key] for key in RECURRENT_OPTIONS + cell_options if key in config}
+    kwargs["activation"] = activation_name(config.get("activation", "tanh"))
+    if cls is not layers.SimpleRNN:
+        kwargs["recurrent_activation"] = activation_name(config.get("recurrent_activation", "sigmoid"))
+    return cls(name=config.get("name"), **kwargs)
+
+
+def read_batch_normalization(config):
+    axis = config.get("axis", -1)
+    if isinstance(axis, (list, tuple)):
+        axis = axis[0] if len(axis) == 1 else axis
+    if axis != -1:
+        raise ValueError(f"axis={axis!r}: only the last axis (-1) is supported")
+    return layers.BatchNormalization(momentum=config.get("momentum", 0.99), epsilon=config.get("epsilon", 1e-3),
+                                     center=config.get("center", True), scale=config.get("scale", True),
+                                     name=config.get("name"))
+
+
+LAYER_READERS = {
+    "InputLayer": read_input,
+    "LSTM": lambda c: read_recurrent(layers.LSTM, c, "unit_forget_bias"),
+    "GRU": lambda c: read_recurrent(layers.GRU, c, "reset_after"),
+    "SimpleRNN": lambda c: read_recurrent(layers.SimpleRNN, c),
+    "Dense": lambda c: layers.Dense(c["units"], activation=activation_name(c.get("activation")),
+                                    use_bias=c.get("use_bias", True), name=c.get("name")),
+    "Activation": lambda c: layers.Activation(activation_name(c["activation"]), name=c.get("name")),
+    "Dropout": lambda c: layers.Dropout(c["rate"], name=c.get("name")),
+    "BatchNormalization": read_batch_normalization,
+    "Embedding": lambda c: layers.Embedding(c["input_dim"], c["output_dim"], name=c.get("name")),
+}
+
+
+# -- writing -----------------------------------------------------------------------------------------------------------
+def save_keras_weights(model, path, dtype="float32"):
+    """Write ``model``'s weights as a Keras 3 ``.weights.h5`` file (atomically).
+
+    Keras's ``model.load_weights(path)`` reads it into a Keras model of the same architecture (same layer classes
+    in the same order; names may differ). Optimizer state is not written.
+    """
+    h5py = h5py_module()
+    path = os.fspath(path)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"save_keras_weights: the file name must end in '.weights.h5' (Keras requires it), "
+                         f"got {path!r}")
+    model.require_built("save_keras_weights")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_group("layers")
+        h5.create_group("vars").attrs["name"] = model.name
+        for layer, group_path in weight_groups(model):
+            if isinstance(layer, RNN):
+                # Keras writes the (empty) layer group beside its cell's group
+                h5.create_group(group_path.replace("/cell/vars", "/vars")).attrs["name"] = layer.name
+            group = h5.create_group(group_path)
+            group.attrs["name"] = f"{keras_group_name(type(layer).__name__)}_cell" if isinstance(layer, RNN) \
+                else layer.name
+            for index, weight in enumerate(layer.get_weights()):
+                group.create_dataset(str(index), data=weight.astype(dtype))
+    atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
