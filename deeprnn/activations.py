@@ -13,7 +13,7 @@ from .backend import array_module
 def sigmoid(z):
     xp = array_module(z)
     if xp is numpy:
-        # SciPy's logistic ufunc: the same stable formula below, in one pass and without temporaries
+        # SciPy's logistic ufunc: stable for any z (as the form below), one pass, no temporaries, float32 kept
         return expit(z)
     # exp of a negative magnitude only, so neither branch overflows in float32
     e = xp.exp(-xp.abs(z))

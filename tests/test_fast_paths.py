@@ -139,6 +139,43 @@ def test_backward_leaves_the_cache_reusable():
         numpy.testing.assert_array_equal(a, b)
 
 
+def test_reused_buffers_never_overwrite_a_live_cache_or_output():
+    """Workspace buffers are reused only when free: outputs and a cache kept across later calls stay intact."""
+    dr.set_seed(0)
+    layer = layers.LSTM(4, recurrent_dropout=0.2, dropout=0.1, return_sequences=True)
+    rng = numpy.random.default_rng(0)
+    x1, x2 = (rng.normal(size=(2, 5, 3)).astype("float32") for _ in range(2))
+    layer.ensure_built(x1.shape)
+    dy = rng.normal(size=(2, 5, 4)).astype("float32")
+    backend.set_seed(1)
+    y1, cache1 = layer.forward(x1, training=True)
+    y1_copy = y1.copy()
+    expected = [a.copy() for a in (layer.backward(dy, cache1)[0], *layer.backward(dy, cache1)[1])]
+    for _ in range(3):   # later calls while y1 and cache1 are alive, as a gradient check makes them
+        y2, cache2 = layer.forward(x2, training=True)
+        layer.backward(dy, cache2)
+    numpy.testing.assert_array_equal(y1, y1_copy)
+    again = layer.backward(dy, cache1)
+    for a, b in zip(expected, (again[0], *again[1])):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_workspace_reuses_a_free_buffer():
+    """Once nothing refers to a buffer, the next request of that shape gets the same memory back."""
+    from deeprnn.kernels.workspace import Workspace
+    ws = Workspace()
+    a = ws.empty((3, 4), "float32")
+    address = a.__array_interface__["data"][0]
+    b = ws.empty((3, 4), "float32")
+    assert b.__array_interface__["data"][0] != address   # a is still referenced
+    view = a[1:]
+    del a
+    c = ws.empty((3, 4), "float32")
+    assert c.__array_interface__["data"][0] != address   # a view keeps the buffer busy
+    del view, c
+    assert ws.empty((3, 4), "float32").__array_interface__["data"][0] == address
+
+
 # -- the fast path on its own, against central differences ----------------------------------------------------------
 @pytest.mark.parametrize("option", ["return_sequences", "go_backwards", "both dropouts", "no bias"])
 def test_fused_lstm_gradients_equal_central_differences_float64(float64, option):
@@ -155,7 +192,7 @@ def test_fused_lstm_gradients_equal_central_differences_float64(float64, option)
     assert max(errors.values()) < 1e-6, errors
 
 
-# -- selection ---------------------------------------------------------------------------------------------------------
+# -- selection -------------------------------------------------------------------------------------------------------
 def test_kernel_claims_only_what_it_computes():
     """Unsupported cases (another activation, another cell, a dtype mismatch) run the reference loops."""
     x = numpy.zeros((2, 3, 4), "float32")
@@ -184,7 +221,7 @@ def test_environment_variable_forces_the_reference():
     assert out.stdout.strip() == "False"
 
 
-# -- whole models ------------------------------------------------------------------------------------------------------
+# -- whole models ----------------------------------------------------------------------------------------------------
 def tutorial_model(units=8, vocab=6):
     """The tutorial's architecture, narrow."""
     model = dr.Sequential([
@@ -270,7 +307,7 @@ def test_training_steps_fast_equal_reference():
         assert relative_error(a, b) < 1e-5
 
 
-# -- Adam and sigmoid ----------------------------------------------------------------------------------------------------
+# -- Adam and sigmoid ------------------------------------------------------------------------------------------------
 def plain_adam(weights, grads_per_step, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
     """The docstring's formula, one temporary per operation (the readable reference of the in-place update)."""
     dtype = weights[0].dtype.type

@@ -14,7 +14,8 @@ to the kernel that made it. A kernel is a module (or object) with:
     backward(layer, dout, cache) -> (dx, grads, d_initial_state)         # RNN.backward's contract
     CACHE_TYPES: the cache classes its forward returns
 
-The first kernel in ``KERNELS`` that supports the call runs it; a GPU kernel plugs in with ``register(module)``.
+The first kernel in ``KERNELS`` that supports the call runs it: ``cuda_lstm`` (CuPy arrays) and ``cpu_lstm`` (NumPy
+arrays); another kernel plugs in with ``register(module)``.
 
 Switching the kernels off (every layer then runs the reference loops):
 - ``deeprnn.kernels.enabled = False``, or ``with deeprnn.kernels.reference(): ...`` for a block;
@@ -23,11 +24,12 @@ Switching the kernels off (every layer then runs the reference loops):
 import contextlib
 import os
 
-from . import cpu_lstm
+from . import cpu_lstm, cuda_lstm
 
 enabled = os.environ.get("DEEPRNN_REFERENCE", "").strip().lower() not in ("1", "true", "yes", "on")
 
-KERNELS = [cpu_lstm]
+# cuda_lstm claims CuPy input only and cpu_lstm NumPy input only; cuda_lstm imports without CuPy
+KERNELS = [cuda_lstm, cpu_lstm]
 
 
 def register(kernel, first=True):

@@ -16,9 +16,13 @@ What is arranged differently, and why (measured on the 2-core CI machine, B=32, 
 - sigmoid(z) = (1 + tanh(z / 2)) / 2. NumPy's tanh is SIMD-vectorized and about 10x faster here than
   ``scipy.special.expit``. The 1/2 is folded into the sigmoid gates' columns of W, U and b (exact in binary
   floating point), so one tanh call covers all four gates of a step.
-- No allocation inside the loops: buffers for the whole sequence are made once per call and every step writes into
-  them with ``out=``. The input projection (forward) and the weight, bias and input gradients (backward) are
+- No allocation inside the loops: buffers for the whole sequence come from the layer's workspace (reused from call to
+  call once nothing refers to them: fresh memory costs a page fault per 4 KB, see workspace.py) and every step
+  writes into them with ``out=``. The input projection (forward) and the weight, bias and input gradients (backward) are
   products over all timesteps, outside the loops.
+- The backward splits each step's gradient into factors that do not depend on the recurrence (the activations'
+  derivatives times the other factor of each product, ``gate_factors``), computed for CHUNK steps per call, and the
+  few operations that do (dh, dc): fewer, larger element-wise calls.
 - Recurrent dropout keeps Keras's per-gate masks (``RNN.draw_masks``, drawn in the same order as the reference, so
   reseeding gives the same masks): the step's recurrent product is a batched (4, B, H) @ (4, H, H) product.
 
@@ -30,6 +34,8 @@ from collections import namedtuple
 
 import numpy
 
+from .workspace import workspace
+
 # kernel gate k is Keras gate ORDER[k]; Keras's blocks are i=0, f=1, c=2, o=3
 ORDER = [3, 0, 1, 2]
 KERAS = [1, 2, 3, 0]       # Keras gate j is kernel gate KERAS[j]
@@ -38,6 +44,9 @@ SIGMOID = slice(0, 3)      # o, i, f
 DC_GATES = slice(1, 4)     # i, f, g: dz = dc * (...)
 # sigmoid(z) = (1 + tanh(z/2)) / 2: the sigmoid gates' pre-activations are halved
 HALF = numpy.array([0.5, 0.5, 0.5, 1.0]).reshape(4, 1, 1)
+# timesteps whose gradient factors the backward computes in one go (4 x CHUNK x B x H floats: ~1.3 MB at the
+# tutorial's sizes, so a chunk stays in the 2 MB L2 cache)
+CHUNK = 10
 
 LSTMKernelCache = namedtuple("LSTMKernelCache",
                              "x_in input_masks recurrent_masks gates hs cs tanh_cs h_ins")
@@ -86,6 +95,12 @@ def keras_layout(Mg):
     return Mg[KERAS].transpose(1, 0, 2).reshape(R, 4 * H)
 
 
+def copy_to(out, a):
+    """``out[...] = a``, returning ``out``."""
+    numpy.copyto(out, a)
+    return out
+
+
 def kernel_order(masks):
     """Per-gate dropout masks (4, B, n) into the kernel's gate order; a shared (1, B, n) mask or None as is."""
     if masks is None or masks.shape[0] == 1:
@@ -99,10 +114,12 @@ def forward(layer, x, training=False, initial_state=None):
     layer.check_input_shape(x.shape, 3, layer.W.shape[0])
     B, T, D = x.shape
     H, dtype = layer.units, x.dtype
+    ws = workspace(layer)
     x_tm = x.transpose(1, 0, 2)
     if layer.go_backwards:
         x_tm = x_tm[::-1]
-    x_tm = numpy.ascontiguousarray(x_tm)
+    if not x_tm.flags.c_contiguous:   # a stacked LSTM's output is time-major already: no copy
+        x_tm = copy_to(ws.empty((T, B, D), dtype), x_tm)
     masks = layer.draw_masks(B, D, dtype, training)  # the reference's draws, in its order
     input_masks, recurrent_masks = kernel_order(masks.input), kernel_order(masks.recurrent)
     h0, c0 = layer.resolve_initial_state(initial_state, numpy, B, dtype)
@@ -112,19 +129,21 @@ def forward(layer, x, training=False, initial_state=None):
     if input_masks is None:
         x_in = x_tm.reshape(T * B, D)
     elif input_masks.shape[0] == 1:
-        x_in = (x_tm * input_masks[0]).reshape(T * B, D)
+        x_in = numpy.multiply(x_tm, input_masks[0], out=ws.empty((T, B, D), dtype)).reshape(T * B, D)
     else:
-        x_in = (x_tm[None] * input_masks[:, None]).reshape(4, T * B, D)
-    gates = numpy.matmul(x_in, gate_major(layer.W.value) * half).reshape(4, T, B, H)
+        x_in = numpy.multiply(x_tm[None], input_masks[:, None], out=ws.empty((4, T, B, D), dtype))
+        x_in = x_in.reshape(4, T * B, D)
+    gates = ws.empty((4, T, B, H), dtype)
+    numpy.matmul(x_in, gate_major(layer.W.value) * half, out=gates.reshape(4, T * B, H))
     if layer.use_bias:
         gates += (gate_major(layer.b.value[None]) * half)[:, None]
     U = gate_major(layer.U.value) * half
 
-    hs = numpy.empty((T + 1, B, H), dtype=dtype)      # hs[t] = h_{t-1}: hs[0] is the initial state
-    cs = numpy.empty((T + 1, B, H), dtype=dtype)
+    hs = ws.empty((T + 1, B, H), dtype)                # hs[t] = h_{t-1}: hs[0] is the initial state
+    cs = ws.empty((T + 1, B, H), dtype)
     hs[0], cs[0] = h0, c0
-    tanh_cs = numpy.empty((T, B, H), dtype=dtype)
-    h_ins = None if recurrent_masks is None else numpy.empty((4, T, B, H), dtype=dtype)
+    tanh_cs = ws.empty((T, B, H), dtype)
+    h_ins = None if recurrent_masks is None else ws.empty((4, T, B, H), dtype)
     zh = numpy.empty((4, B, H), dtype=dtype)
     ig = numpy.empty((B, H), dtype=dtype)
     for t in range(T):
@@ -137,7 +156,7 @@ def forward(layer, x, training=False, initial_state=None):
         numpy.matmul(h_in, U, out=zh)                     # (B, H) or (4, B, H) @ (4, H, H)
         numpy.add(a, zh, out=a)
         numpy.tanh(a, out=a)
-        sig = a[SIGMOID]
+        sig = a[SIGMOID]                                  # o, i, f = (1 + tanh(z / 2)) / 2
         numpy.multiply(sig, 0.5, out=sig)
         numpy.add(sig, 0.5, out=sig)
         o, i, f, g = a
@@ -180,40 +199,33 @@ def backward(layer, dout, cache):
 
     # dz[t] (B, 4, H) in the kernel's gate order: after the loop, dz.reshape(T * B, 4H) feeds dW, dU and dx as
     # single products; inside the loop, dz[t] seen gate-major (4, B, H) is written block by block.
-    dz = numpy.empty((T, B, 4, H), dtype=dtype)
-    d = numpy.empty((4, B, H), dtype=dtype)
+    ws = workspace(layer)
+    dz = ws.empty((T, B, 4, H), dtype)
+    factors = ws.empty((4, CHUNK, B, H), dtype)
+    dc_factors = ws.empty((CHUNK, B, H), dtype)
     dh_gates = None if masks is None else numpy.empty((4, B, H), dtype=dtype)
     tmp = numpy.empty((B, H), dtype=dtype)
-    for t in reversed(range(T)):
-        if sequence_dy is not None:
-            numpy.add(dh, sequence_dy[t], out=dh)
-        a, tanh_c, c_prev = gates[:, t], tanh_cs[t], cs[t]
-        o, i, f, g = a
-        # dc = dc_next + dh * o * (1 - tanh(c)^2)
-        numpy.multiply(tanh_c, tanh_c, out=tmp)
-        numpy.subtract(1, tmp, out=tmp)
-        numpy.multiply(tmp, o, out=tmp)
-        numpy.multiply(tmp, dh, out=tmp)
-        numpy.add(dc, tmp, out=dc)
-        # activation derivatives from the outputs: s (1 - s) = s - s^2 for o, i, f; 1 - g^2 for g
-        numpy.multiply(a, a, out=d)
-        numpy.subtract(a[SIGMOID], d[SIGMOID], out=d[SIGMOID])
-        numpy.subtract(1, d[G], out=d[G])
-        # times the other factor of each gate's gradient: do = dh tanh(c), di = dc g, df = dc c_prev, dg = dc i
-        numpy.multiply(d[O], tanh_c, out=d[O])
-        numpy.multiply(d[I], g, out=d[I])
-        numpy.multiply(d[F], c_prev, out=d[F])
-        numpy.multiply(d[G], i, out=d[G])
-        dz_t = dz[t].transpose(1, 0, 2)
-        numpy.multiply(dh, d[O], out=dz_t[O])
-        numpy.multiply(dc, d[DC_GATES], out=dz_t[DC_GATES])
-        numpy.multiply(dc, f, out=dc)                    # dc_{t-1} = dc f
-        if masks is None:
-            numpy.matmul(dz[t].reshape(B, 4 * H), UT, out=dh)
-        else:
-            numpy.matmul(dz_t, UT, out=dh_gates)
-            numpy.multiply(dh_gates, masks, out=dh_gates)
-            numpy.sum(dh_gates, axis=0, out=dh)
+    for end in range(T, 0, -CHUNK):
+        start = max(0, end - CHUNK)
+        P, Pc = gate_factors(cache, start, end, factors, dc_factors)
+        for t in reversed(range(start, end)):
+            k = t - start
+            if sequence_dy is not None:
+                numpy.add(dh, sequence_dy[t], out=dh)
+            # dc = dc_next + dh * o * (1 - tanh(c)^2)
+            numpy.multiply(dh, Pc[k], out=tmp)
+            numpy.add(dc, tmp, out=dc)
+            # dz_o = dh * [tanh(c) o (1 - o)];  dz_i, dz_f, dz_g = dc * [g i (1 - i), c_prev f (1 - f), i (1 - g^2)]
+            dz_t = dz[t].transpose(1, 0, 2)
+            numpy.multiply(dh, P[O, k], out=dz_t[O])
+            numpy.multiply(dc, P[DC_GATES, k], out=dz_t[DC_GATES])
+            numpy.multiply(dc, gates[F, t], out=dc)      # dc_{t-1} = dc f
+            if masks is None:
+                numpy.matmul(dz[t].reshape(B, 4 * H), UT, out=dh)
+            else:
+                numpy.matmul(dz_t, UT, out=dh_gates)
+                numpy.multiply(dh_gates, masks, out=dh_gates)
+                numpy.sum(dh_gates, axis=0, out=dh)
 
     dx, grads = weight_and_input_gradients(layer, cache, dz.reshape(T * B, 4 * H))
     dx_tm = dx.reshape(T, B, -1)
@@ -222,22 +234,49 @@ def backward(layer, dout, cache):
     return dx_tm.transpose(1, 0, 2), grads, (dh, dc)
 
 
+def gate_factors(cache, start, end, P, Pc):
+    """The factors of the step gradients that do not depend on the backward recurrence, for start <= t < end.
+
+    Computed for CHUNK timesteps per call (fewer, larger element-wise calls than step by step):
+        P (4, K, B, H) = [tanh(c) o (1 - o),  g i (1 - i),  c_prev f (1 - f),  i (1 - g^2)]   (kernel gate order)
+        Pc (K, B, H)  = o (1 - tanh(c)^2)
+    where s (1 - s) and 1 - g^2 are the activations' derivatives, taken from their outputs.
+    """
+    K = end - start
+    a, tanh_c, c_prev = cache.gates[:, start:end], cache.tanh_cs[start:end], cache.cs[start:end]
+    P, Pc = P[:, :K], Pc[:K]
+    o, i, f, g = a
+    numpy.multiply(a, a, out=P)
+    numpy.subtract(a[SIGMOID], P[SIGMOID], out=P[SIGMOID])
+    numpy.subtract(1, P[G], out=P[G])
+    numpy.multiply(P[O], tanh_c, out=P[O])
+    numpy.multiply(P[I], g, out=P[I])
+    numpy.multiply(P[F], c_prev, out=P[F])
+    numpy.multiply(P[G], i, out=P[G])
+    numpy.multiply(tanh_c, tanh_c, out=Pc)
+    numpy.subtract(1, Pc, out=Pc)
+    numpy.multiply(Pc, o, out=Pc)
+    return P, Pc
+
+
 def weight_and_input_gradients(layer, cache, dz):
     """dW, dU, db (Keras's layout) and dx (T*B, D) as products over all timesteps. dz: (T*B, 4H), kernel order."""
     TB, H4 = dz.shape
     H = H4 // 4
     dz_g = dz.reshape(TB, 4, H).transpose(1, 0, 2)      # (4, T*B, H) view: each gate's block
     input_masks, x_in = cache.input_masks, cache.x_in
+    D = x_in.shape[-1]
+    ws = workspace(layer)
     if input_masks is not None and input_masks.shape[0] == 4:
         # each gate saw its own masked input: one product per gate, then the masked sum for dx
-        _, B, D = input_masks.shape
+        B = input_masks.shape[1]
         dW = keras_layout(numpy.matmul(x_in.transpose(0, 2, 1), dz_g))
-        dx_g = numpy.matmul(dz_g, gate_major(layer.W.value).transpose(0, 2, 1)).reshape(4, TB // B, B, D)
-        dx_g *= input_masks[:, None]
-        dx = dx_g.sum(axis=0).reshape(TB, D)
+        dx_g = numpy.matmul(dz_g, gate_major(layer.W.value).transpose(0, 2, 1), out=ws.empty((4, TB, D), dz.dtype))
+        dx_g.reshape(4, TB // B, B, D)[...] *= input_masks[:, None]
+        dx = numpy.sum(dx_g, axis=0, out=ws.empty((TB, D), dz.dtype))
     else:
         dW = keras_columns(x_in.T @ dz)
-        dx = dz @ kernel_columns(layer.W.value).T
+        dx = numpy.matmul(dz, kernel_columns(layer.W.value).T, out=ws.empty((TB, D), dz.dtype))
         if input_masks is not None:
             B = input_masks.shape[1]
             dx.reshape(TB // B, B, -1)[...] *= input_masks[0]

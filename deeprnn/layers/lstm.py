@@ -10,7 +10,8 @@ Backward (one step), given dh (from above and from t+1) and dc_next (from t+1):
     di = dc * g    df = dc * c_{t-1}    dg = dc * i    dc_{t-1} = dc * f
     dz = [di * i(1-i) | df * f(1-f) | dg * (1-g^2) | do * o(1-o)]
     dh_{t-1} = dz U^T
-See docs/lstm.md.
+See docs/lstm.md. These step functions are the reference: on NumPy, ``RNN.forward`` runs the same math through the
+fused whole-sequence kernel in ``deeprnn/kernels/cpu_lstm.py`` (``DEEPRNN_REFERENCE=1`` switches it off).
 """
 from collections import namedtuple
 
