@@ -34,6 +34,7 @@ from collections import namedtuple
 
 import numpy
 
+from .eligibility import is_reference_lstm_call, layer_weights
 from .workspace import workspace
 
 # kernel gate k is Keras gate ORDER[k]; Keras's blocks are i=0, f=1, c=2, o=3
@@ -55,19 +56,9 @@ CACHE_TYPES = (LSTMKernelCache,)
 
 def supports(layer, x, training):
     """True exactly for the cases this kernel computes like the reference; anything else falls back."""
-    from ..layers.lstm import LSTM  # here, not at import: layers import this package
-    if not isinstance(layer, LSTM) or type(x) is not numpy.ndarray:
+    if type(x) is not numpy.ndarray or not is_reference_lstm_call(layer, x):
         return False
-    cls = type(layer)
-    if (cls.step_forward is not LSTM.step_forward or cls.step_backward is not LSTM.step_backward
-            or cls.project_inputs is not LSTM.project_inputs or cls.input_bias is not LSTM.input_bias):
-        return False  # a subclass that changes the math runs its own reference code
-    if layer.activation.name != "tanh" or layer.recurrent_activation.name != "sigmoid":
-        return False
-    if x.dtype not in (numpy.float32, numpy.float64) or x.ndim != 3 or x.shape[1] < 1:
-        return False
-    weights = [layer.W.value, layer.U.value] + ([layer.b.value] if layer.use_bias else [])
-    return all(type(w) is numpy.ndarray and w.dtype == x.dtype for w in weights)
+    return all(type(w) is numpy.ndarray and w.dtype == x.dtype for w in layer_weights(layer))
 
 
 # -- layouts ---------------------------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ from collections import namedtuple
 
 import numpy
 
+from .eligibility import is_reference_lstm_call, layer_weights
+
 GEMM = "cublas"   # or "cupy": how the per-step recurrent products are issued (see the module docstring)
 
 CudaLSTMCache = namedtuple("CudaLSTMCache", "x_in input_masks recurrent_masks gates hs cs tanh_cs h_ins")
@@ -226,21 +228,9 @@ def is_cupy_array(a):
 
 def supports(layer, x, training):
     """True exactly for the cases this kernel computes like the reference; anything else falls back."""
-    if not is_cupy_array(x):
+    if not is_cupy_array(x) or not is_reference_lstm_call(layer, x):
         return False
-    from ..layers.lstm import LSTM  # here, not at import: layers import this package
-    if not isinstance(layer, LSTM):
-        return False
-    cls = type(layer)
-    if (cls.step_forward is not LSTM.step_forward or cls.step_backward is not LSTM.step_backward
-            or cls.project_inputs is not LSTM.project_inputs or cls.input_bias is not LSTM.input_bias):
-        return False  # a subclass that changes the math runs its own reference code
-    if layer.activation.name != "tanh" or layer.recurrent_activation.name != "sigmoid":
-        return False
-    if x.dtype not in (numpy.float32, numpy.float64) or x.ndim != 3 or x.shape[1] < 1:
-        return False
-    weights = [layer.W.value, layer.U.value] + ([layer.b.value] if layer.use_bias else [])
-    return all(is_cupy_array(w) and w.dtype == x.dtype for w in weights)
+    return all(is_cupy_array(w) and w.dtype == x.dtype for w in layer_weights(layer))
 
 
 # -- layouts -----------------------------------------------------------------------------------------------------------
