@@ -14,7 +14,7 @@ from . import backend
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import optimizers as optimizers_module
-from .layers.base import Layer
+from .layers.base import Layer, as_floatx
 from .layers.core import Input
 from .layers.recurrent import RNN
 
@@ -155,13 +155,10 @@ class Sequential:
     def as_array(a, what):
         if a is None:
             raise ValueError(f"{what} is None")
-        xp = backend.xp()
-        a = backend.to_device(a)
-        if a.dtype.kind == "f" and a.dtype != numpy.dtype(backend.floatx()):
-            a = a.astype(backend.floatx())
-        elif a.dtype.kind not in "fiub":
+        a = as_floatx(backend.to_device(a))
+        if a.dtype.kind not in "fiub":
             raise ValueError(f"{what}: expected a numeric array, received dtype {a.dtype}")
-        return xp.asarray(a)
+        return a
 
     # -- compile, gradients, one training step -------------------------------------------------------------------------
     def compile(self, optimizer="adam", loss="categorical_crossentropy"):

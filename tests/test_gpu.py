@@ -33,6 +33,7 @@ from deeprnn import backend, kernels, layers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
 from deeprnn.kernels import cuda_lstm
 from deeprnn.layers.recurrent import RNN, SequenceCache
+from lstm_cases import OPTIONS, drums_model, tutorial_batch, tutorial_model
 
 FLOAT32 = 1e-5          # GPU against NumPy, fused against reference: norm-wise relative error in float32
 FLOAT64 = 1e-12         # the same in float64
@@ -45,17 +46,6 @@ def on_gpu(test):
     return pytest.mark.gpu(requires_gpu(test))
 
 
-OPTIONS = {
-    "last output": {},
-    "return_sequences": {"return_sequences": True},
-    "return_state": {"return_state": True},
-    "go_backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
-    "dropout": {"dropout": 0.3},
-    "recurrent_dropout": {"recurrent_dropout": 0.3, "return_sequences": True},
-    "both dropouts": {"dropout": 0.2, "recurrent_dropout": 0.4, "return_state": True},
-    "dropouts backwards": {"dropout": 0.2, "recurrent_dropout": 0.4, "go_backwards": True},
-    "no bias": {"use_bias": False, "return_sequences": True},
-}
 
 
 def host(a):
@@ -214,7 +204,7 @@ def parse_params(in_params, out_params):
 def host_source(name, params, operation):
     """The operation as a C++ function: raw arguments are pointers indexed flat, the others are the i-th element
     (what CuPy binds for one thread), and a loop over i replaces the grid of threads."""
-    args, binds, calls = ["ptrdiff_t _n"], [], []
+    args, binds = ["ptrdiff_t _n"], []
     for pname, ptype, raw, is_output in params:
         if ptype == "int32":
             args.append(f"int {pname}")
@@ -530,36 +520,6 @@ def test_every_layer_on_cupy_equals_numpy_float32(gpu_fused, case, path):
 
 
 # -- whole models: CuPy against NumPy ----------------------------------------------------------------------------------
-def tutorial_model(units=8, vocab=6, rate=0.3):
-    """The tutorial's architecture, narrow; ``rate`` is every dropout and recurrent dropout."""
-    model = dr.Sequential([
-        layers.Input((7, 1)),
-        layers.LSTM(units, recurrent_dropout=rate, return_sequences=True),
-        layers.LSTM(units, recurrent_dropout=rate),
-        layers.BatchNormalization(), layers.Dropout(rate),
-        layers.Dense(5), layers.Activation("relu"),
-        layers.BatchNormalization(), layers.Dropout(rate),
-        layers.Dense(vocab), layers.Activation("softmax")])
-    model.compile(optimizer="adam", loss="categorical_crossentropy")
-    return model
-
-
-def drums_model(vocab=9):
-    model = dr.Sequential([
-        layers.Input((6,)), layers.Embedding(vocab, 4),
-        layers.LSTM(8, return_sequences=True),
-        layers.LSTM(8, return_sequences=True),
-        layers.Dense(vocab), layers.Activation("softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model
-
-
-def tutorial_batch(B=4, T=7, vocab=6, seed=0):
-    rng = numpy.random.default_rng(seed)
-    tokens = rng.integers(0, vocab, size=(B, T + 1))
-    return (tokens[:, :T, None] / vocab).astype("float32"), numpy.eye(vocab, dtype="float32")[tokens[:, T]]
-
-
 def drums_batch(vocab=9, seed=1):
     tokens = numpy.random.default_rng(seed).integers(0, vocab, size=(4, 7))
     return tokens[:, :6], tokens[:, 1:]

@@ -170,7 +170,7 @@ def forward(layer, x, training=False, initial_state=None):
 # -- backward --------------------------------------------------------------------------------------------------------
 def backward(layer, dout, cache):
     """``RNN.backward`` for a cache of this kernel: returns ``(dx, [dW, dU, (db)], (dh_0, dc_0))``."""
-    gates, hs, cs, tanh_cs = cache.gates, cache.hs, cache.cs, cache.tanh_cs
+    gates = cache.gates
     _, T, B, H = gates.shape
     dtype = gates.dtype
     dy, d_final = (dout[0], dout[1:]) if layer.return_state else (dout, (None, None))

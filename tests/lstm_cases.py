@@ -1,0 +1,50 @@
+"""The LSTM options and the small models that both fused kernels (CPU and CUDA) are held to the reference on."""
+import numpy
+
+import deeprnn as dr
+from deeprnn import backend, layers
+
+OPTIONS = {
+    "last output": {},
+    "return_sequences": {"return_sequences": True},
+    "return_state": {"return_state": True},
+    "go_backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
+    "dropout": {"dropout": 0.3},
+    "recurrent_dropout": {"recurrent_dropout": 0.3, "return_sequences": True},
+    "both dropouts": {"dropout": 0.2, "recurrent_dropout": 0.4, "return_state": True},
+    "dropouts backwards": {"dropout": 0.2, "recurrent_dropout": 0.4, "go_backwards": True},
+    "no bias": {"use_bias": False, "return_sequences": True},
+}
+
+
+def tutorial_model(units=8, vocab=6, rate=0.3):
+    """The tutorial's architecture, narrow; ``rate`` is every dropout and recurrent dropout."""
+    model = dr.Sequential([
+        layers.Input((7, 1)),
+        layers.LSTM(units, recurrent_dropout=rate, return_sequences=True),
+        layers.LSTM(units, recurrent_dropout=rate),
+        layers.BatchNormalization(), layers.Dropout(rate),
+        layers.Dense(5), layers.Activation("relu"),
+        layers.BatchNormalization(), layers.Dropout(rate),
+        layers.Dense(vocab), layers.Activation("softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
+def drums_model(vocab=9, input_dropout=0.0):
+    """The drums recipe's shape, narrow: Embedding -> 2 x LSTM (every step) -> softmax."""
+    model = dr.Sequential([
+        layers.Input((6,)), layers.Embedding(vocab, 4),
+        layers.LSTM(8, return_sequences=True, dropout=input_dropout),
+        layers.LSTM(8, return_sequences=True),
+        layers.Dense(vocab), layers.Activation("softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def tutorial_batch(B=4, T=7, vocab=6, seed=0):
+    """x = index / vocab (B, T, 1) and the one-hot next token (B, vocab), in floatx."""
+    rng = numpy.random.default_rng(seed)
+    tokens = rng.integers(0, vocab, size=(B, T + 1))
+    dtype = backend.floatx()
+    return (tokens[:, :T, None] / vocab).astype(dtype), numpy.eye(vocab, dtype=dtype)[tokens[:, T]]
