@@ -29,7 +29,7 @@ import numpy
 from . import layers
 from .layers.recurrent import RNN
 from .model import Sequential
-from .saving import atomic_write
+from .files import atomic_write
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"

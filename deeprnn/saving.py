@@ -6,12 +6,12 @@ a crash mid-save leaves the previous file intact.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy
 
 from . import backend, layers
+from .files import atomic_write
 
 FORMAT = "deeprnn-model"
 VERSION = 1
@@ -56,27 +56,6 @@ def model_from_config(config):
     if config.get("compile"):
         model.compile(optimizer=config["compile"]["optimizer"], loss=config["compile"]["loss"])
     return model
-
-
-def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should not be
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def save_model(model, path, include_optimizer=True, metadata=None):
