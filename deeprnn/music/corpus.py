@@ -1,10 +1,13 @@
 """A corpus of files -> token sequences, in parallel and cached; and where corpora come from (`resolve_data`).
 
-`tokenize_corpus(paths, tokenizer)` reads and encodes every file, skipping (with a warning naming it) any file
-that is missing, not MIDI, truncated, empty or without notes, so one bad file never costs a whole run.
+`tokenize_corpus(paths, tokenizer)` reads and encodes every file, skipping (with a warning naming it and the
+reason) any file that is missing, not MIDI, truncated, malformed, over the size or length limits, or without a note
+the tokenizer encodes (a drum tokenizer skips a file with no drum hits). Whatever fails inside the reader or the
+tokenizer on one file is that file's skip, never the corpus's traceback: one bad file never costs a whole run.
 
 The cache: `<cache_dir>/<tokenizer.cache_key()>/<sha256 of the file's bytes>.npz` holding one int array,
-`tokens`, plus `tokenizer.json` in the same folder saying which tokenizer wrote it. Keying by content rather than
+`tokens`, and `quarters`, the piece's length (so a cached piece still obeys a lower `max_quarters`), plus
+`tokenizer.json` in the same folder saying which tokenizer wrote it. Keying by content rather than
 path means a moved or renamed file still hits, an edited file misses, and a different tokenizer config never
 sees another's tokens. The arrays are read with `allow_pickle=False`. A warm run hashes the files and loads the
 arrays, never parsing MIDI (nor importing music21).
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -27,8 +29,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from deeprnn.files import atomic_write
 from deeprnn.music import groove
 from deeprnn.music.data_cache import data_cache_dir
+from deeprnn.music.limits import MAX_PIECE_QUARTERS, check_number
 from deeprnn.music.midi_io import MIDI_SUFFIXES, MidiReadError, NoteEvent, read_events
 from deeprnn.music.tokenizer import Tokenizer
 
@@ -67,13 +71,17 @@ class EventCorpus:
 
 # --- tokenizing ----------------------------------------------------------------------------------------------
 def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir: str | Path | None = None,
-                    workers: int | None = None, use_cache: bool = True) -> TokenizedCorpus:
+                    workers: int | None = None, use_cache: bool = True,
+                    max_quarters: float = MAX_PIECE_QUARTERS) -> TokenizedCorpus:
     """Encode every file with `tokenizer`, in input order, reusing cached tokens where the bytes are unchanged.
 
     cache_dir: default `<data cache>/tokens`. workers: processes for the files not in the cache, default
-    min(2, cpu count); 1 keeps everything in this process. Raises ValueError on an empty corpus (no paths,
-    or no file usable).
+    min(2, cpu count); 1 keeps everything in this process. max_quarters: longer pieces are skipped (see
+    `read_events`). Unusable files are skipped with a SkippedFileWarning naming each. Raises ValueError on an
+    empty corpus (no paths, or no file usable).
     """
+    workers = _check_workers(workers)
+    check_number("max_quarters", max_quarters, minimum=0, exclusive_minimum=True)
     paths = [Path(path) for path in paths]
     if not paths:
         raise ValueError("empty corpus: no files given")
@@ -94,11 +102,12 @@ def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir
         cache_file = _cache_file(cache_folder, path) if cache_folder else None
         cached = _load_cached(cache_file) if cache_file else None
         if cached is not None:
-            outcomes[index] = ("ok", cached)
+            tokens, quarters = cached
+            outcomes[index] = _checked_piece(tokenizer, tokens, quarters, max_quarters)
         else:
             misses.append((index, path, cache_file))
 
-    jobs = [(path, cache_file) for _, path, cache_file in misses]
+    jobs = [(path, cache_file, max_quarters) for _, path, cache_file in misses]
     results = _map_in_workers(_tokenize_file, jobs, workers, initializer=_set_worker_tokenizer,
                               initargs=(tokenizer.to_json(),), local_setup=lambda: _set_worker_tokenizer(tokenizer))
     for (index, _, _), outcome in zip(misses, results):
@@ -107,13 +116,16 @@ def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir
     return TokenizedCorpus(sequences, kept, skipped)
 
 
-def read_corpus_events(paths: Iterable[str | Path], workers: int | None = None) -> EventCorpus:
+def read_corpus_events(paths: Iterable[str | Path], workers: int | None = None,
+                       max_quarters: float = MAX_PIECE_QUARTERS) -> EventCorpus:
     """Read the note events of every file (no cache), skipping bad files with a warning; for fitting a
-    vocabulary on the training split before `tokenize_corpus`."""
+    vocabulary on the training split before `tokenize_corpus`. Arguments as in `tokenize_corpus`."""
+    workers = _check_workers(workers)
+    check_number("max_quarters", max_quarters, minimum=0, exclusive_minimum=True)
     paths = [Path(path) for path in paths]
     if not paths:
         raise ValueError("empty corpus: no files given")
-    outcomes = _map_in_workers(_read_file_events, paths, workers)
+    outcomes = _map_in_workers(_read_file_events, [(path, max_quarters) for path in paths], workers)
     events, kept, skipped = _collect(paths, outcomes)
     return EventCorpus(events, kept, skipped)
 
@@ -142,26 +154,36 @@ def _cache_file(cache_folder: Path, path: Path) -> Path | None:
     return cache_folder / f"{digest}.npz"
 
 
-def _load_cached(cache_file: Path) -> np.ndarray | None:
+def _load_cached(cache_file: Path) -> tuple[np.ndarray, float] | None:
+    """(tokens, quarters) of a cache entry, or None for a miss (absent, damaged, or written before `quarters`)."""
     try:
         with np.load(cache_file, allow_pickle=False) as archive:
-            return archive["tokens"]
+            return archive["tokens"], float(archive["quarters"])
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # a damaged entry is a miss; it gets rewritten
+        return None  # a damaged or outdated entry is a miss; it gets rewritten
 
 
-def _store_cached(cache_file: Path, tokens: np.ndarray) -> None:
-    # Write then rename, so a reader (another worker, a concurrent run) sees a whole file or none.
-    handle, temp_name = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            np.savez(temp_file, tokens=tokens)
-        os.replace(temp_name, cache_file)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+def _store_cached(cache_file: Path, tokens: np.ndarray, quarters: float) -> None:
+    # Atomic, so a reader (another worker, a concurrent run) sees a whole file or none.
+    atomic_write(cache_file, lambda stream: np.savez(stream, tokens=tokens, quarters=np.float64(quarters)))
+
+
+def _checked_piece(tokenizer: Tokenizer, tokens: np.ndarray, quarters: float, max_quarters: float):
+    """The outcome for one encoded piece: kept, or skipped because it is too long or encodes nothing."""
+    if quarters > max_quarters:
+        return "skip", f"the piece is {quarters:.0f} quarter notes long, more than the limit of {max_quarters} " \
+                       f"(max_quarters)"
+    if tokenizer.encodes_nothing(tokens):
+        return "skip", f"no notes this tokenizer encodes ({type(tokenizer).__name__}: {tokenizer.content_description})"
+    return "ok", tokens
+
+
+def _check_workers(workers):
+    if workers is not None:
+        check_number("workers", workers, integer=True, minimum=1, maximum=1024)
+    return workers
 
 
 # --- work done per file, in this process or a worker ---------------------------------------------------------
@@ -173,27 +195,32 @@ def _set_worker_tokenizer(tokenizer: Tokenizer | str) -> None:
     _worker_tokenizer = Tokenizer.from_json(tokenizer) if isinstance(tokenizer, str) else tokenizer
 
 
-def _read_file_events(path: Path) -> tuple[str, object]:
+def _read_file_events(job: tuple[Path, float]) -> tuple[str, object]:
+    path, max_quarters = job
     try:
-        events = read_events(path).events
+        events = read_events(path, max_quarters=max_quarters).events
     except (OSError, MidiReadError) as error:
         return "skip", str(error)
+    except Exception as error:  # whatever else goes wrong in one file is that file's skip
+        return "skip", f"unexpected {type(error).__name__} while reading it: {error}"
     if not events:
         return "skip", "no notes"
     return "ok", events
 
 
-def _tokenize_file(job: tuple[Path, Path | None]) -> tuple[str, object]:
-    path, cache_file = job
-    status, events = _read_file_events(path)
+def _tokenize_file(job: tuple[Path, Path | None, float]) -> tuple[str, object]:
+    path, cache_file, max_quarters = job
+    status, events = _read_file_events((path, max_quarters))
     if status != "ok":
         return status, events
-    tokens = _worker_tokenizer.encode(events)
-    if len(tokens) == 0:
-        return "skip", "no notes this tokenizer encodes"
+    try:
+        tokens = _worker_tokenizer.encode(events)
+    except Exception as error:  # a tokenizer that cannot encode one file skips that file
+        return "skip", f"{type(_worker_tokenizer).__name__} cannot encode it ({type(error).__name__}: {error})"
+    quarters = max(event.start + event.duration for event in events)
     if cache_file is not None:
-        _store_cached(cache_file, tokens)
-    return "ok", tokens
+        _store_cached(cache_file, tokens, quarters)
+    return _checked_piece(_worker_tokenizer, tokens, quarters, max_quarters)
 
 
 def _map_in_workers(function: Callable, items: list, workers: int | None, initializer=None, initargs=(),

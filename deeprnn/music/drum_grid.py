@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from deeprnn.music.limits import MAX_PIECE_QUARTERS, check_number
 from deeprnn.music.midi_io import DEFAULT_VELOCITY, NoteEvent
 from deeprnn.music.tokenizer import Tokenizer
 
@@ -61,6 +62,10 @@ GENERAL_MIDI_DRUM_PITCH_CLASSES = (
 CANONICAL_PITCHES = tuple(pitches[0] for pitches in ROLAND_DRUM_PITCH_CLASSES)
 NUM_CLASSES = len(ROLAND_DRUM_PITCH_CLASSES)
 NUM_MASKS = 1 << NUM_CLASSES  # 512
+# Finer than 1/96 of a quarter no performance is played; the bound keeps the grid of a long piece in memory.
+MAX_STEPS_PER_QUARTER = 96
+# The longest grid encode builds: the longest piece the reader accepts, at the finest resolution (3 MiB of int64).
+MAX_GRID_STEPS = MAX_PIECE_QUARTERS * MAX_STEPS_PER_QUARTER
 
 
 def _pitch_to_class_table() -> np.ndarray:
@@ -87,10 +92,8 @@ class DrumGridTokenizer(Tokenizer):
     type_name = "drum_grid"
 
     def __init__(self, steps_per_quarter: int = 4, velocity_bins: int = 0):
-        if steps_per_quarter < 1:
-            raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
-        if not 0 <= velocity_bins <= 127:
-            raise ValueError(f"velocity_bins must be in 0..127, got {velocity_bins}")
+        check_number("steps_per_quarter", steps_per_quarter, integer=True, minimum=1, maximum=MAX_STEPS_PER_QUARTER)
+        check_number("velocity_bins", velocity_bins, integer=True, minimum=0, maximum=127)
         self.steps_per_quarter = int(steps_per_quarter)
         self.velocity_bins = int(velocity_bins)
         self.start_token = NUM_MASKS
@@ -108,6 +111,15 @@ class DrumGridTokenizer(Tokenizer):
     @property
     def vocab_size(self) -> int:
         return NUM_MASKS + 2 + self.velocity_bins
+
+    def encodes_nothing(self, tokens) -> bool:
+        """No struck step: a piece without a drum hit of a known pitch is START, END and nothing else."""
+        tokens = np.asarray(tokens)
+        return not np.any((tokens > 0) & (tokens < NUM_MASKS))
+
+    @property
+    def content_description(self) -> str:
+        return "it needs drum hits (MIDI channel 10) of a General MIDI drum pitch"
 
     def velocity_bin(self, velocity):
         """velocity 1..127 (scalar or array) -> bin 0..B-1."""
@@ -131,6 +143,11 @@ class DrumGridTokenizer(Tokenizer):
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         starts, pitches, velocities = (np.asarray(column) for column in zip(*drums))
+        # The grid is allocated from the last onset: bound it before, so hostile times cannot ask for terabytes.
+        last = starts.max() if np.all(np.isfinite(starts)) else np.inf
+        if last * self.steps_per_quarter > MAX_GRID_STEPS:
+            raise ValueError(f"a drum hit starts at {last} quarter notes: more than the {MAX_GRID_STEPS} grid steps "
+                             f"a piece may have at {self.steps_per_quarter} steps per quarter")
         classes = PITCH_TO_CLASS[np.clip(pitches, 0, 127).astype(np.int64)]
         known = (classes >= 0) & (pitches >= 0) & (pitches <= 127)
         steps = np.floor(starts[known] * self.steps_per_quarter + 0.5).astype(np.int64)

@@ -85,6 +85,8 @@ class SeedTokenizer(Tokenizer):
     type_name = "seed"
 
     def __init__(self, drum_mode: bool | None = None, vocabulary: Iterable[str] | None = None):
+        if drum_mode not in (None, True, False):
+            raise ValueError(f"drum_mode must be True, False or None, got {drum_mode!r}")
         self.drum_mode = drum_mode
         self.vocabulary: list[str] | None = None
         self._ids: dict[str, int] = {}
@@ -126,6 +128,10 @@ class SeedTokenizer(Tokenizer):
     @property
     def config(self) -> dict[str, Any]:
         return {"drum_mode": self.drum_mode, "vocabulary": self.vocabulary}
+
+    @property
+    def content_description(self) -> str:
+        return "it needs drum hits (MIDI channel 10)" if self.drum_mode else "it needs pitched notes (not channel 10)"
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> "SeedTokenizer":

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from deeprnn.files import atomic_write_bytes
 from deeprnn.music.midi_io import NoteEvent, read_events
 
 # type name in the JSON -> class; filled by Tokenizer.__init_subclass__ so `from_json` finds every tokenizer.
@@ -53,6 +54,18 @@ class Tokenizer:
         """tokens (T,) -> events sorted by start."""
         raise NotImplementedError
 
+    def encodes_nothing(self, tokens) -> bool:
+        """True when `tokens` (what `encode` returned) hold no note: the piece is nothing this tokenizer models.
+
+        The corpus loaders skip such files; a subclass whose encoding has framing tokens (START/END) overrides it.
+        """
+        return len(tokens) == 0
+
+    @property
+    def content_description(self) -> str:
+        """What a file must hold for this tokenizer to encode anything, for the message of a skipped file."""
+        return "it needs at least one note"
+
     # --- shared behaviour ----------------------------------------------------------------------------------
     def encode_file(self, path: str | Path) -> np.ndarray:
         """Read a MIDI (or score) file and encode its events; errors name the file (see `read_events`)."""
@@ -63,21 +76,36 @@ class Tokenizer:
 
     @staticmethod
     def from_json(text: str) -> "Tokenizer":
-        """Rebuild whichever tokenizer `to_json` wrote (the "type" field picks the class)."""
-        document = json.loads(text)
+        """Rebuild whichever tokenizer `to_json` wrote (the "type" field picks the class).
+
+        Raises ValueError for anything that is not such a document (malformed JSON, unknown type, bad config).
+        """
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"tokenizer JSON is malformed ({error})") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"tokenizer JSON must be an object, got {type(document).__name__}")
         type_name = document.pop("type", None)
         if type_name not in _TOKENIZER_TYPES:
             raise ValueError(f"unknown tokenizer type {type_name!r}; known: {sorted(_TOKENIZER_TYPES)}")
-        return _TOKENIZER_TYPES[type_name]._from_config(document)
+        try:
+            return _TOKENIZER_TYPES[type_name]._from_config(document)
+        except (TypeError, KeyError) as error:
+            raise ValueError(f"{type_name} tokenizer config is invalid ({type(error).__name__}: {error})") from None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        atomic_write_bytes(path, (self.to_json() + "\n").encode("utf-8"))
         return path
 
     @staticmethod
     def load(path: str | Path) -> "Tokenizer":
-        return Tokenizer.from_json(Path(path).read_text(encoding="utf-8"))
+        """The tokenizer saved at `path`; ValueError naming the file if it is not one."""
+        try:
+            return Tokenizer.from_json(Path(path).read_text(encoding="utf-8"))
+        except ValueError as error:  # includes UnicodeDecodeError
+            raise ValueError(f"{path}: {error}") from None
 
     def cache_key(self) -> str:
         """A short digest of the JSON form: the token cache keeps one folder per key."""
