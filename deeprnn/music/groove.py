@@ -10,14 +10,20 @@ the copy `download()` extracted into the data cache (`$DEEPRNN_DATA` or `~/.cach
 
 `download()` fetches the MIDI-only zip (3.2 MB), checks its size and SHA-256 before anything reads it, and
 extracts it atomically: members go into a temporary folder that is renamed into place only when all are written,
-so an interrupted run never leaves a half dataset that looks whole. Members with absolute paths, `..` or symlinks
-are refused before anything is extracted (a zip can otherwise write outside the cache).
+so an interrupted run never leaves a half dataset that looks whole. Before anything is written, members with
+absolute paths, `..` or symlinks are refused (a zip can otherwise write outside the cache), and so is a zip that
+would unpack to more than `MAX_ARCHIVE_MEMBERS` files or `MAX_ARCHIVE_BYTES` bytes (a zip bomb); a zip without an
+`info.csv` is refused before extraction too, so nothing is left in the cache by a wrong file.
+
+`info.csv` is checked row by row: a row may only name a file inside the dataset folder, and a malformed row is a
+`GrooveDataError` naming the csv file and its line.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import shutil
 import stat
@@ -28,7 +34,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from deeprnn.files import atomic_write
 from deeprnn.music.data_cache import data_cache_dir
+from deeprnn.music.limits import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, check_number
 
 GROOVE_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
 GROOVE_SIZE = 3_260_318
@@ -57,7 +65,8 @@ class GrooveDataError(RuntimeError):
 
 
 class UnsafeArchiveError(GrooveDataError):
-    """A zip member would land outside the extraction folder (absolute path, '..', or a symlink)."""
+    """A zip member would land outside the extraction folder (absolute path, '..', or a symlink), or the zip would
+    unpack to more files or bytes than the limits allow."""
 
 
 # --- finding and reading the dataset -----------------------------------------------------------------------
@@ -69,22 +78,52 @@ def load(root: str | Path | None = None, split: str | None = None) -> list[Groov
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
     root = _dataset_folder(default_root() if root is None else Path(root))
-    with open(root / "info.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    records = [
-        GrooveRecord(
-            path=(root / row["midi_filename"]).resolve(),
-            split=row["split"],
-            drummer=row["drummer"],
-            style=row["style"],
-            bpm=int(row["bpm"]),
-            beat_type=row["beat_type"],
-            time_signature=row["time_signature"],
-            duration=float(row["duration"]),
-        )
-        for row in rows
-    ]
+    records = read_info_csv(root / "info.csv")
     return [record for record in records if split is None or record.split == split]
+
+
+INFO_COLUMNS = ("midi_filename", "split", "drummer", "style", "bpm", "beat_type", "time_signature", "duration")
+
+
+def read_info_csv(csv_path: Path) -> list[GrooveRecord]:
+    """Every row of a Groove `info.csv` as a record; GrooveDataError naming the file and line of a bad row.
+
+    A row must have every column, a split of SPLITS, a positive integer bpm, a finite non-negative duration, and a
+    `midi_filename` that stays inside the csv's folder once resolved (no absolute path, no `..` out, no symlink
+    out): a dataset cannot point the loader at files elsewhere on the machine.
+    """
+    root = csv_path.parent.resolve()
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in INFO_COLUMNS if column not in (reader.fieldnames or [])]
+            if missing:
+                raise GrooveDataError(f"{csv_path}:1: the header lacks the column(s) {', '.join(missing)}")
+            return [_record(root, row, f"{csv_path}:{reader.line_num}") for row in reader]
+    except UnicodeDecodeError as error:
+        raise GrooveDataError(f"{csv_path}: not UTF-8 text ({error})") from None
+    except csv.Error as error:
+        raise GrooveDataError(f"{csv_path}: malformed csv ({error})") from None
+
+
+def _record(root: Path, row: dict, where: str) -> GrooveRecord:
+    if None in row or any(row.get(column) is None for column in INFO_COLUMNS):
+        raise GrooveDataError(f"{where}: the row's fields do not match the header's columns (too many or too few)")
+    name = row["midi_filename"]
+    path = (root / name).resolve()
+    if not name or os.path.isabs(name) or not path.is_relative_to(root):
+        raise GrooveDataError(f"{where}: midi_filename {name!r} is outside the dataset folder {root}")
+    if row["split"] not in SPLITS:
+        raise GrooveDataError(f"{where}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
+    try:
+        bpm, duration = int(row["bpm"]), float(row["duration"])
+    except ValueError:
+        raise GrooveDataError(f"{where}: bpm {row['bpm']!r} must be an integer and duration {row['duration']!r} "
+                              f"a number") from None
+    if bpm <= 0 or not math.isfinite(duration) or duration < 0:
+        raise GrooveDataError(f"{where}: bpm {bpm} must be > 0 and duration {duration} finite and >= 0")
+    return GrooveRecord(path=path, split=row["split"], drummer=row["drummer"], style=row["style"], bpm=bpm,
+                        beat_type=row["beat_type"], time_signature=row["time_signature"], duration=duration)
 
 
 def default_root() -> Path:
@@ -105,7 +144,10 @@ def _dataset_folder(root: Path) -> Path:
     """Resolve what the user gave (folder, folder above groove/, zip) to the folder holding info.csv."""
     if root.is_file() and zipfile.is_zipfile(root):
         sha256 = _file_sha256(root)
-        root = extract_zip(root, _extraction_folder(data_cache_dir(), root.name, sha256))
+        target = _extraction_folder(data_cache_dir(), root.name, sha256)
+        if not target.is_dir():
+            _require_info_csv(root)
+        root = extract_zip(root, target)
     for candidate in (root, root / "groove"):
         if (candidate / "info.csv").is_file():
             return candidate.resolve()
@@ -120,6 +162,8 @@ def download(cache_dir: str | Path | None = None, url: str = GROOVE_URL, size: i
     cache_dir: default the data cache. url/size/sha256 default to the official v1.0.0 MIDI-only release; tests
     point them at a local server. A size or hash mismatch deletes the download and raises GrooveDataError.
     """
+    check_number("size", size, integer=True, minimum=1)
+    check_number("timeout", timeout, minimum=0, exclusive_minimum=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else data_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = _extraction_folder(cache_dir, url, sha256)
@@ -131,57 +175,89 @@ def download(cache_dir: str | Path | None = None, url: str = GROOVE_URL, size: i
     return _dataset_folder(target)
 
 
-def _fetch_verified(url: str, zip_path: Path, size: int, sha256: str, timeout: float) -> None:
-    """Stream url into a temp file beside zip_path, hashing as it goes; rename only if size and hash match."""
-    digest = hashlib.sha256()
-    received = 0
-    handle, temp_name = tempfile.mkstemp(dir=zip_path.parent, prefix=".download-", suffix=".zip")
+def _require_info_csv(zip_path: Path) -> None:
+    """Refuse a zip that is not the dataset before extracting it, so a wrong file leaves nothing in the cache."""
     try:
-        with os.fdopen(handle, "wb") as temp_file:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    while chunk := response.read(1 << 16):
-                        received += len(chunk)
-                        if received > size:  # a wrong file; stop before it fills the disk
-                            break
-                        digest.update(chunk)
-                        temp_file.write(chunk)
-            except (urllib.error.URLError, OSError) as error:
-                raise GrooveDataError(
-                    f"could not download {url}: {error}. Without network access, fetch the zip on another "
-                    f"machine and pass --data DIR (the unzipped folder or the zip itself), or set ${GROOVE_ENV}."
-                ) from error
+        with zipfile.ZipFile(zip_path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise GrooveDataError(f"{zip_path}: not a readable zip ({error})") from None
+    if not names & {"info.csv", "groove/info.csv"}:
+        raise GrooveDataError(f"{zip_path}: no info.csv or groove/info.csv in the zip (expected the Groove MIDI "
+                              f"Dataset zip)")
+
+
+def _fetch_verified(url: str, zip_path: Path, size: int, sha256: str, timeout: float) -> None:
+    """Stream url into zip_path through the atomic writer, hashing as it goes; a size or hash mismatch raises
+    inside the write, so the temporary file is removed and zip_path never holds a wrong download."""
+    def stream_verified(temp_file) -> None:
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 16):
+                    received += len(chunk)
+                    if received > size:  # a wrong file; stop before it fills the disk
+                        break
+                    digest.update(chunk)
+                    temp_file.write(chunk)
+        except (urllib.error.URLError, OSError) as error:
+            raise GrooveDataError(
+                f"could not download {url}: {error}. Without network access, fetch the zip on another "
+                f"machine and pass --data DIR (the unzipped folder or the zip itself), or set ${GROOVE_ENV}."
+            ) from error
         if received != size or digest.hexdigest() != sha256:
             got = f"more than {size} bytes" if received > size else f"{received} bytes, sha256 {digest.hexdigest()}"
             raise GrooveDataError(f"download of {url} is corrupt: expected {size} bytes, sha256 {sha256}; got {got}")
-        os.replace(temp_name, zip_path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+
+    atomic_write(zip_path, stream_verified)
 
 
-def extract_zip(zip_path: str | Path, target: str | Path) -> Path:
-    """Extract zip_path to target atomically after refusing unsafe members; an existing target is kept as is."""
+def extract_zip(zip_path: str | Path, target: str | Path, max_members: int = MAX_ARCHIVE_MEMBERS,
+                max_bytes: int = MAX_ARCHIVE_BYTES) -> Path:
+    """Extract zip_path to target atomically after refusing unsafe members; an existing target is kept as is.
+
+    Refused before anything is written (UnsafeArchiveError): members with an absolute path, a `..` component or a
+    symlink, more than `max_members` members, or more than `max_bytes` bytes unpacked in total (the sizes the zip
+    declares; Python's zipfile never inflates a member past its declared size). A failed extraction removes all it
+    wrote. GrooveDataError for a file that is not a readable zip.
+    """
+    check_number("max_members", max_members, integer=True, minimum=1)
+    check_number("max_bytes", max_bytes, integer=True, minimum=1)
     zip_path, target = Path(zip_path), Path(target)
     if target.is_dir():
         return target
-    with zipfile.ZipFile(zip_path) as archive:
-        members = archive.infolist()
-        for member in members:
-            _check_member(zip_path, member)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
-        try:
-            archive.extractall(temp_dir)
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = archive.infolist()
+            _check_archive_size(zip_path, members, max_members, max_bytes)
+            for member in members:
+                _check_member(zip_path, member)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
             try:
-                os.rename(temp_dir, target)
-            except OSError:
-                if not target.is_dir():  # not a lost race with another process: a real error
-                    raise
-        finally:
-            if temp_dir.exists():
-                shutil.rmtree(temp_dir)
+                archive.extractall(temp_dir)
+                try:
+                    os.rename(temp_dir, target)
+                except OSError:
+                    if not target.is_dir():  # not a lost race with another process: a real error
+                        raise
+            finally:
+                if temp_dir.exists():
+                    shutil.rmtree(temp_dir)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
+        raise GrooveDataError(f"{zip_path}: not a readable zip ({type(error).__name__}: {error})") from None
     return target
+
+
+def _check_archive_size(zip_path: Path, members: list[zipfile.ZipInfo], max_members: int, max_bytes: int) -> None:
+    if len(members) > max_members:
+        raise UnsafeArchiveError(f"{zip_path}: refusing to extract {len(members)} members, more than the limit of "
+                                 f"{max_members}")
+    total = sum(member.file_size for member in members)
+    if total > max_bytes:
+        raise UnsafeArchiveError(f"{zip_path}: refusing to extract {total} bytes, more than the limit of {max_bytes} "
+                                 f"(a zip bomb, or not the dataset)")
 
 
 def _check_member(zip_path: Path, member: zipfile.ZipInfo) -> None:
