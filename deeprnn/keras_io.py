@@ -17,6 +17,12 @@ order. A recurrent layer keeps them in its cell:
     layers/dropout/vars                     (no datasets)
 
 deeprnn's layers store their weights in the same order and shapes (GRU's bias included), so moving them is a copy.
+
+Files from elsewhere are read defensively: a ``.keras`` member larger than ``MAX_CONFIG_BYTES`` /
+``MAX_WEIGHTS_BYTES`` is refused before it is read; an HDF5 file with external or soft links, external storage or
+virtual datasets (ways to make it read other files) is refused; every dataset's shape and type are checked against
+the model before its data is read. Every problem with the file is a ValueError naming it (FileNotFoundError when
+it is missing).
 """
 import io
 import json
@@ -33,6 +39,9 @@ from .files import atomic_write
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
+# A Keras config is a few KiB; the weights of a model deeprnn trains on one machine are well under a GiB.
+MAX_CONFIG_BYTES = 16 << 20
+MAX_WEIGHTS_BYTES = 2 << 30
 
 SUPPORTED = ("InputLayer", "LSTM", "GRU", "SimpleRNN", "Dense", "Activation", "Dropout", "BatchNormalization",
              "Embedding")
@@ -82,21 +91,54 @@ def load_keras(path, model=None):
     if not os.path.exists(path):
         raise FileNotFoundError(f"Keras file not found: {path}")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if CONFIG_NAME not in names or WEIGHTS_NAME not in names:
-                raise ValueError(f"{path}: not a Keras 3 .keras archive (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
-                                 f"found {names})")
-            if model is None:
-                model = model_from_keras_config(json.loads(archive.read(CONFIG_NAME)))
-            weights = io.BytesIO(archive.read(WEIGHTS_NAME))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config_text = read_member(archive, CONFIG_NAME, MAX_CONFIG_BYTES, path)
+                weights = io.BytesIO(read_member(archive, WEIGHTS_NAME, MAX_WEIGHTS_BYTES, path))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as error:
+            raise ValueError(f"{path}: not a readable .keras archive ({type(error).__name__}: {error})") from None
+        if model is None:
+            model = model_from_keras_json(config_text, path)
         load_weights_into(model, weights, path)
         return model
+    if path.endswith(".keras"):
+        raise ValueError(f"{path}: not a readable .keras archive (not a zip file; truncated?)")
     if model is None:
         raise ValueError(f"{path}: a weights file holds no architecture; build the model and call "
                          "load_keras(path, model=model)")
     load_weights_into(model, path, path)
     return model
+
+
+def read_member(archive, name, max_bytes, path):
+    """The bytes of one archive member, its declared size checked before anything is read (zipfile never
+    inflates past the declared size, so the check bounds the memory)."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ValueError(f"{path}: not a Keras 3 .keras archive (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
+                         f"found {archive.namelist()[:10]})") from None
+    if info.file_size > max_bytes:
+        raise ValueError(f"{path}: member {name} is {info.file_size} bytes, more than the limit of {max_bytes}")
+    return archive.read(info)
+
+
+def model_from_keras_json(text, path):
+    """``model_from_keras_config`` of a config.json's text; ValueError naming the file for malformed JSON or a
+    document that is not a Keras model config."""
+    try:
+        config = json.loads(text)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"{path}: {CONFIG_NAME} is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: {CONFIG_NAME} must hold a JSON object, not {type(config).__name__}")
+    try:
+        return model_from_keras_config(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as error:
+        raise ValueError(f"{path}: {CONFIG_NAME} is not a Keras model config ({type(error).__name__}: {error})") \
+            from None
 
 
 def h5py_module():
@@ -109,35 +151,80 @@ def h5py_module():
 
 
 def load_weights_into(model, source, path):
-    """Copy the weights of a Keras 3 HDF5 weights file (a path or a file object) into ``model``."""
+    """Copy the weights of a Keras 3 HDF5 weights file (a path or a file object) into ``model``.
+
+    ValueError naming ``path`` for anything wrong with the file: not HDF5, links or storage outside it, weights
+    missing, extra, of the wrong shape or type.
+    """
     h5py = h5py_module()
     model.require_built("load_keras")
-    with h5py.File(source, "r") as h5:
-        if "layers" not in h5:
-            raise ValueError(f"{path}: no 'layers' group; not a Keras 3 weights file (Keras 2 .h5 files are not read)")
-        weights = []
-        expected_groups = set()
-        for layer, group_path in weight_groups(model):
-            expected_groups.add(group_path.split("/")[1])
-            if not layer.variables:
-                continue
-            if group_path not in h5:
-                raise ValueError(f"{path}: no weights at {group_path!r} for layer {layer.name!r} "
-                                 f"({type(layer).__name__}); the file's layers are {sorted(h5['layers'])}")
-            group = h5[group_path]
-            arrays = [numpy.asarray(group[key]) for key in sorted(group, key=int)]
-            if len(arrays) != len(layer.variables):
-                raise ValueError(f"{path}: {group_path!r} holds {len(arrays)} arrays, layer {layer.name!r} "
-                                 f"({type(layer).__name__}) has {len(layer.variables)} weights")
-            for variable, array in zip(layer.variables, arrays):
-                if tuple(array.shape) != variable.shape:
-                    raise ValueError(f"{path}: {group_path!r} has an array of shape {tuple(array.shape)} where layer "
-                                     f"{layer.name!r} expects {variable.name!r} of shape {variable.shape}")
-            weights.extend(arrays)
-        extra = sorted(set(h5["layers"]) - expected_groups)
-        if extra:
-            raise ValueError(f"{path}: the file has weights for layers the model does not have: {extra}")
+    try:
+        h5 = h5py.File(source, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 weights file ({error})") from None
+    try:
+        with h5:
+            refuse_links_outside(h5, path)
+            weights = read_weight_arrays(h5, model, path)
+    except (OSError, KeyError, RuntimeError) as error:  # h5py's errors on a corrupt object inside a valid file
+        raise ValueError(f"{path}: corrupt HDF5 weights file ({type(error).__name__}: {error})") from None
     model.set_weights(weights)
+
+
+def refuse_links_outside(h5, path):
+    """Keras writes plain groups and datasets; an external or soft link, external storage or a virtual dataset
+    would make reading this file read another one, so any of them is an error."""
+    h5py = h5py_module()
+
+    def check(name, link):
+        if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+            raise ValueError(f"{path}: refusing {type(link).__name__} {name!r}: a weights file must not point "
+                             f"elsewhere")
+
+    h5.visititems_links(check)
+
+    def check_storage(name, item):
+        if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+            raise ValueError(f"{path}: refusing dataset {name!r}: its data is stored outside the file")
+
+    h5.visititems(check_storage)
+
+
+def read_weight_arrays(h5, model, path):
+    """The arrays for ``model``'s layers, in order; every shape and type checked before any data is read."""
+    h5py = h5py_module()
+    if not isinstance(h5.get("layers"), h5py.Group):
+        raise ValueError(f"{path}: no 'layers' group; not a Keras 3 weights file (Keras 2 .h5 files are not read)")
+    weights = []
+    expected_groups = set()
+    for layer, group_path in weight_groups(model):
+        expected_groups.add(group_path.split("/")[1])
+        if not layer.variables:
+            continue
+        group = h5.get(group_path)
+        if not isinstance(group, h5py.Group):
+            raise ValueError(f"{path}: no weights at {group_path!r} for layer {layer.name!r} "
+                             f"({type(layer).__name__}); the file's layers are {sorted(h5['layers'])}")
+        keys = list(group)
+        if len(keys) != len(layer.variables) or sorted(keys) != sorted(str(i) for i in range(len(keys))):
+            raise ValueError(f"{path}: {group_path!r} holds {keys[:10]}, layer {layer.name!r} "
+                             f"({type(layer).__name__}) has {len(layer.variables)} weights '0'..")
+        for index, variable in enumerate(layer.variables):
+            dataset = group[str(index)]
+            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
+                raise ValueError(f"{path}: {group_path}/{index} is not a numeric array")
+            if tuple(dataset.shape) != variable.shape:
+                raise ValueError(f"{path}: {group_path!r} has an array of shape {tuple(dataset.shape)} where layer "
+                                 f"{layer.name!r} expects {variable.name!r} of shape {variable.shape}")
+            array = numpy.asarray(dataset)
+            if not numpy.all(numpy.isfinite(array)):
+                raise ValueError(f"{path}: {group_path}/{index} ({variable.name!r} of layer {layer.name!r}) holds "
+                                 f"non-finite values")
+            weights.append(array)
+    extra = sorted(set(h5["layers"]) - expected_groups)
+    if extra:
+        raise ValueError(f"{path}: the file has weights for layers the model does not have: {extra}")
+    return weights
 
 
 def model_from_keras_config(config):
