@@ -1,4 +1,9 @@
-"""Callbacks with Keras's hooks: History, ModelCheckpoint (atomic, never writes NaN weights), EarlyStopping."""
+"""Callbacks with Keras's hooks: History, ModelCheckpoint (atomic, never writes NaN weights), EarlyStopping,
+BackupAndRestore (resume an interrupted fit exactly), TimeBudget (stop before a time limit), ProgressLogger.
+
+A callback whose state must survive an interruption (a best value, the time spent) has ``get_state()`` and
+``set_state(state)`` (JSON-able); ``BackupAndRestore(..., state_of=[...])`` keeps it with the backup.
+"""
 import math
 import os
 import sys
@@ -6,6 +11,9 @@ import time
 import warnings
 
 import numpy
+
+from . import backend
+from .serialization import json_entry, read_archive
 
 
 class Callback:
@@ -28,6 +36,26 @@ class Callback:
 
     def on_train_end(self, logs=None):
         pass
+
+    def get_state(self):
+        """What this callback must remember across an interruption (JSON-able; None: nothing)."""
+        return None
+
+    def set_state(self, state):
+        pass
+
+
+def all_finite(model, logs, keys):
+    """True when every weight of ``model`` and every value of ``logs`` named in ``keys`` is finite."""
+    values = [(logs or {}).get(key) for key in keys]
+    if any(value is not None and not math.isfinite(value) for value in values):
+        return False
+    return all(numpy.isfinite(w).all() for w in model.get_weights())
+
+
+def metadata_for(metadata, epoch, logs):
+    """``metadata`` as given (a dict or None), or called as ``metadata(epoch, logs)`` when it is a function."""
+    return dict(metadata(epoch, logs)) if callable(metadata) else (dict(metadata) if metadata else None)
 
 
 class CallbackList:
@@ -110,8 +138,9 @@ class ModelCheckpoint(Callback):
     """Keras's ModelCheckpoint: save at each epoch end, or only when ``monitor`` improves (strictly).
 
     The file is written to a temporary name beside the target and renamed over it, so an interrupted save
-    never leaves a truncated checkpoint; a model with NaN or infinite weights is never written.
-    ``filepath`` may hold ``{epoch:02d}``-style placeholders filled from the epoch (1-based) and the logs.
+    never leaves a truncated checkpoint; a model with NaN or infinite weights, or a non-finite ``monitor``, is
+    never written. ``filepath`` may hold ``{epoch:02d}``-style placeholders filled from the epoch (1-based) and
+    the logs. ``metadata``: a dict saved with the model, or a function ``metadata(epoch, logs) -> dict``.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
@@ -135,16 +164,24 @@ class ModelCheckpoint(Callback):
                 return
             elif not _improved(self.mode, current, self.best):
                 return
-        if not all(numpy.isfinite(w).all() for w in self.model.get_weights()):
-            warnings.warn(f"ModelCheckpoint: the model has NaN or infinite weights; not writing {path}")
+        if not all_finite(self.model, logs, [self.monitor]):
+            warnings.warn(f"ModelCheckpoint: the model has NaN or infinite weights or {self.monitor}; "
+                          f"not writing {path}")
             return
         if current is not None and self.verbose:
             print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current:.5f}, "
                   f"saving model to {path}")
-        self.model.save(path, include_optimizer=not self.save_weights_only, metadata=self.metadata)
+        self.model.save(path, include_optimizer=not self.save_weights_only,
+                        metadata=metadata_for(self.metadata, epoch, logs))
         if current is not None:
             # only a value that is in the file raises the bar: a skipped (NaN-weight) epoch must not
             self.best = current
+
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state):
+        self.best = state["best"]
 
 
 class EarlyStopping(Callback):
@@ -172,3 +209,99 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def get_state(self):
+        # the best weights themselves are not kept: a resumed run restores the best from its own epochs
+        return {"best": self.best, "wait": self.wait}
+
+    def set_state(self, state):
+        self.best, self.wait = state["best"], state["wait"]
+
+
+class BackupAndRestore(Callback):
+    """Keras's BackupAndRestore: a fit that was interrupted continues from its last finished epoch, exactly.
+
+    At the end of every epoch the model (weights and optimizer state) is saved to ``filepath`` with, in its
+    metadata under ``"training"``: the epoch, the host RNG state (shuffles, dropout masks) and the state of each
+    callback in ``state_of`` (``get_state``). A later ``fit`` given this callback finds the file in
+    ``on_train_begin``, restores all of it and continues with the next epoch, so 1 epoch, then a resumed fit to
+    2, gives the very weights of 2 epochs in one go. An epoch with non-finite weights or logs is never backed up.
+    ``delete_checkpoint`` removes the backup when fit ends normally (Keras's default); keep it to be able to
+    train on later. ``metadata``: more to save with it, a dict or ``metadata(epoch, logs) -> dict``.
+    """
+
+    def __init__(self, filepath, delete_checkpoint=True, metadata=None, state_of=()):
+        self.filepath = os.fspath(filepath)
+        self.delete_checkpoint, self.metadata = delete_checkpoint, metadata
+        self.state_of = list(state_of)
+        self.restored_epoch = None  # the epoch the backup held when fit began (None: started afresh)
+        self.saved_epoch = None  # the last epoch written to the file by this fit
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.filepath):
+            return
+        arrays = read_archive(self.filepath)
+        metadata = json_entry(arrays, "metadata", self.filepath) if "metadata" in arrays else {}
+        training = metadata.get("training") or {}
+        if "epoch" not in training or "rng_state" not in training:
+            raise ValueError(f"{self.filepath} holds no training state to resume from")
+        self.model.restore_arrays(arrays, self.filepath)
+        backend.set_rng_state(training["rng_state"])
+        for callback, state in zip(self.state_of, training.get("callbacks", [])):
+            callback.set_state(state)
+        self.restored_epoch = self.saved_epoch = int(training["epoch"])
+        self.model._initial_epoch = self.restored_epoch  # Keras's hook: fit continues with the next epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all_finite(self.model, logs, list(logs or {})):
+            warnings.warn(f"BackupAndRestore: epoch {epoch + 1} has NaN or infinite weights or logs; "
+                          f"{self.filepath} keeps epoch {self.saved_epoch}")
+            return
+        metadata = metadata_for(self.metadata, epoch, logs) or {}
+        metadata["training"] = {**metadata.get("training", {}), "epoch": epoch + 1,
+                                "rng_state": backend.get_rng_state(),
+                                "callbacks": [callback.get_state() for callback in self.state_of]}
+        self.model.save(self.filepath, include_optimizer=True, metadata=metadata)
+        self.saved_epoch = epoch + 1
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.filepath):
+            os.remove(self.filepath)
+
+
+class TimeBudget(Callback):
+    """Stop training before an epoch that would end past ``minutes`` of training in all (resumed runs included).
+
+    After each epoch: if the time spent so far plus one more epoch like this one exceeds the budget, fit stops
+    (``model.stop_training``) and ``stopped_epoch`` says after which. Adds ``seconds`` (this epoch) and
+    ``elapsed`` (all epochs so far) to the logs.
+    """
+
+    def __init__(self, minutes=None, log=print):
+        self.budget = None if minutes is None else 60.0 * minutes
+        self.log = log
+        self.elapsed, self.stopped_epoch = 0.0, None
+
+    def on_train_begin(self, logs=None):
+        self.epochs = (logs or {}).get("epochs")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.began
+        self.elapsed += seconds
+        if logs is not None:
+            logs["seconds"], logs["elapsed"] = seconds, self.elapsed
+        last = self.epochs is not None and epoch + 1 >= self.epochs
+        if self.budget is not None and not last and self.elapsed + seconds > self.budget:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+            self.log(f"time budget of {self.budget / 60:g} min reached after {self.elapsed / 60:.1f} min (another "
+                     f"epoch would take ~{seconds:.0f} s)")
+
+    def get_state(self):
+        return {"elapsed": self.elapsed}
+
+    def set_state(self, state):
+        self.elapsed = float(state["elapsed"])

@@ -6,12 +6,14 @@
 ``fit`` follows Keras 3 (see ../shared keras-semantics, section 5): a fresh permutation per epoch, the last partial
 batch kept, the epoch loss the sample-weighted mean of the batch losses computed before each update.
 """
+import json
 import math
 
 import numpy
 
-from . import backend
+from . import backend, serialization
 from . import callbacks as callbacks_module
+from . import data as data_module
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .layers.base import Layer, as_floatx
@@ -31,6 +33,7 @@ class Sequential:
         self.loss = None
         self.optimizer = None
         self.stop_training = False
+        self._initial_epoch = None  # Keras's hook: BackupAndRestore sets the epoch fit resumes from
         self.built_input_shape = None
         for layer in layers or []:
             self.add(layer)
@@ -132,7 +135,7 @@ class Sequential:
         grads_per_layer = [None] * len(self.layers)
         for index in reversed(range(len(self.layers))):
             result = self.layers[index].backward(dy, caches[index])
-            dy, grads_per_layer[index] = result[0], result[1]
+            dy, grads_per_layer[index] = result.dx, result.grads
         return dy, grads_per_layer
 
     def __call__(self, x, training=False):
@@ -214,57 +217,70 @@ class Sequential:
         return self.train_step(x, y)
 
     # -- Keras's loops ---------------------------------------------------------------------------------------------
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, callbacks=None, verbose=1,
-            initial_epoch=0):
-        """Train for ``epochs``; returns a History whose ``history['loss']`` is Keras's epoch loss."""
+    def fit(self, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_data=None, callbacks=None,
+            verbose=1, initial_epoch=0):
+        """Train for ``epochs``; returns a History whose ``history['loss']`` is Keras's epoch loss.
+
+        ``x`` is an array (with ``y``), or a data source shaped like Keras's ``PyDataset`` (``len(data)`` batches,
+        ``data[i] -> (x, y)``, ``on_epoch_begin``/``on_epoch_end`` hooks), with ``y`` and ``batch_size`` left
+        None. Arrays are wrapped in ``data.ArrayBatches``, so both go through the one loop below. After every epoch
+        the weights are checked: an update that overflowed stops fit before any callback could save it.
+        """
         self.require_compiled("fit")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size <= 0:
-            raise ValueError(f"fit: batch_size must be positive, got {batch_size}")
-        x = self.prepare_input(x)
-        y = self.as_array(y, "y")
-        check_lengths(x, y)
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("fit: x is empty")
+        data = data_module.as_data_source(self, x, y, batch_size, shuffle, "fit")
         history = callbacks_module.History()
-        callback_list = callbacks_module.CallbackList([history] + list(callbacks or []), self)
+        # Keras's order: History last, so it records what other callbacks add to the logs (a validation score)
+        callback_list = callbacks_module.CallbackList(list(callbacks or []) + [history], self)
         if verbose:
             callback_list.append(callbacks_module.ProgressLogger(verbose))
-        steps = math.ceil(n / batch_size)
         self.stop_training = False
-        callback_list.on_train_begin({"epochs": epochs, "steps": steps})
+        self._initial_epoch = None
+        callback_list.on_train_begin({"epochs": epochs, "steps": len(data)})
+        initial_epoch = self._initial_epoch if self._initial_epoch is not None else initial_epoch
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            order = backend.shuffle_rng().permutation(n) if shuffle else numpy.arange(n)
-            order = backend.to_device(order)
-            total = 0.0
+            data.on_epoch_begin()
+            steps = len(data)  # after on_epoch_begin: a source may cut its epoch differently each time
+            total, count = 0.0, 0
             for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = x[index], y[index]
+                xb, yb = data[step]
+                xb, yb = self.prepare_input(xb), self.as_array(yb, "y")
+                check_lengths(xb, yb)
                 try:
                     loss = self.train_step(xb, yb)
                 except NonFiniteLossError as error:
                     raise NonFiniteLossError(f"fit: {error} at epoch {epoch + 1}, batch {step + 1} of {steps}; "
                                              "training stopped, weights are those before this batch") from None
-                total += loss * int(index.shape[0])
-                callback_list.on_batch_end(step, {"loss": total / min(n, (step + 1) * batch_size)})
-            logs = {"loss": total / n}
+                total += loss * int(xb.shape[0])
+                count += int(xb.shape[0])
+                callback_list.on_batch_end(step, {"loss": total / count})
+            data.on_epoch_end()
+            self.check_finite_weights(f"fit: after epoch {epoch + 1}")
+            logs = {"loss": total / count}
             if validation_data is not None:
-                logs["val_loss"] = self.evaluate(*validation_data[:2], batch_size=batch_size, verbose=0)
+                logs["val_loss"] = self.evaluate(*validation_data[:2], batch_size=data.batch_size, verbose=0)
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         callback_list.on_train_end()
         return history
 
-    def evaluate(self, x, y, batch_size=32, verbose=0):
+    def check_finite_weights(self, where):
+        """Raise NonFiniteLossError if any weight is NaN or infinite (an update that overflowed)."""
+        for layer in self.layers:
+            for variable in layer.variables:
+                if not bool(backend.array_module(variable.value).isfinite(variable.value).all()):
+                    raise NonFiniteLossError(f"{where}, weight {variable.name!r} of layer {layer.name!r} is no "
+                                             "longer finite (the last update overflowed); training stopped")
+
+    def evaluate(self, x, y, batch_size=None, verbose=0):
         """The mean loss over all samples in inference mode."""
         if self.loss is None:
             raise ValueError("evaluate: call model.compile(loss=...) first")
         x = self.prepare_input(x)
         y = self.as_array(y, "y")
         check_lengths(x, y)
+        batch_size = 32 if batch_size is None else batch_size
         total, n = 0.0, x.shape[0]
         for start in range(0, n, batch_size):
             y_pred, _ = self.forward(x[start:start + batch_size], training=False)
@@ -288,18 +304,19 @@ class Sequential:
     def summary(self, print_fn=None):
         print_fn = print_fn or print
         self.require_built("summary")
-        rows = [("Layer (type)", "Output Shape", "Param #")]
+        # "Runs": which code computes a recurrent layer's loops on this device (see RNN.implementation)
+        rows = [("Layer (type)", "Output Shape", "Param #", "Runs")]
         shape = self.built_input_shape
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
-            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
-                         f"{layer.count_params():,}"))
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+            runs = layer.describe_implementation() if isinstance(layer, RNN) else ""
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}", runs))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(4)]
         line = "-" * sum(widths)
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
         for i, row in enumerate(rows):
-            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)))
+            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             print_fn("=" * sum(widths) if i == 0 else line)
         trainable = sum(int(numpy.prod(v.shape)) for v in self.trainable_variables)
         total = self.count_params()
@@ -309,13 +326,61 @@ class Sequential:
 
     # -- saving ------------------------------------------------------------------------------------------------------
     def get_config(self):
-        from . import saving
-        return saving.model_config(self)
+        """The architecture as a JSON-able dict: every layer's class and config, the build shape, compile settings."""
+        config = {
+            "format": serialization.FORMAT, "version": serialization.VERSION, "class_name": "Sequential",
+            "name": self.name, "floatx": backend.floatx(),
+            "build_input_shape": list(self.built_input_shape) if self.built_input_shape else None,
+            "input": self.input_spec.get_config() if self.input_spec is not None else None,
+            "layers": [serialization.layer_to_config(layer) for layer in self.layers],
+        }
+        if self.loss is not None:
+            config["compile"] = {"loss": self.loss.name, "optimizer": self.optimizer.get_config()}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, built and compiled model with the architecture of ``config`` (fresh weights)."""
+        if config.get("format") != serialization.FORMAT:
+            raise ValueError("not a deeprnn model config (missing format marker)")
+        model = cls(name=config.get("name", "sequential"))
+        if config.get("input"):
+            model.add(Input.from_config(config["input"]))
+        for entry in config["layers"]:
+            model.add(serialization.layer_from_config(entry))
+        if config.get("build_input_shape"):
+            model.build(tuple(config["build_input_shape"]))
+        if config.get("compile"):
+            model.compile(optimizer=config["compile"]["optimizer"], loss=config["compile"]["loss"])
+        return model
 
     def save(self, path, include_optimizer=True, metadata=None):
-        """Write one .npz (weights + architecture JSON + optimizer state), atomically."""
-        from . import saving
-        saving.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+        """Write one .npz (weights + architecture JSON + optimizer state), atomically (see ``serialization``)."""
+        self.require_built("save")
+        arrays = {"architecture": numpy.array(json.dumps(self.get_config()))}
+        for index, weight in enumerate(self.get_weights()):
+            arrays[f"weight_{index:04d}"] = weight
+        if include_optimizer and self.optimizer is not None:
+            arrays["optimizer_iterations"] = numpy.array(self.optimizer.iterations)
+            for index, state in enumerate(self.optimizer.get_state()):
+                arrays[f"optimizer_{index:04d}"] = state
+        if metadata is not None:
+            arrays["metadata"] = numpy.array(json.dumps(metadata))
+        serialization.write_archive(path, arrays)
+
+    def load_weights(self, path):
+        """Load the weights (and optimizer state, when the file has it) that ``save`` wrote into this model."""
+        self.restore_arrays(serialization.read_archive(path), path)
+
+    def restore_arrays(self, arrays, path):
+        """Weights and optimizer state from the arrays of a model file (``path`` names it in errors)."""
+        try:
+            self.set_weights(serialization.numbered(arrays, "weight_"))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if self.optimizer is not None and "optimizer_iterations" in arrays:
+            state = serialization.numbered(arrays, "optimizer_")
+            self.optimizer.set_state(int(arrays["optimizer_iterations"]), state, self.trainable_variables)
 
 
 def check_lengths(x, y):
