@@ -7,8 +7,9 @@ import pytest
 
 from deeprnn import backend
 from deeprnn.music import DrumGridTokenizer
-from deeprnn.pipeline.evaluation import (NGramModel, Triples, pack_pieces, piece_nll, token_statistics,
-                                         trigram_triples)
+from deeprnn.pipeline.ngram import NGramModel, Triples, trigram_triples
+from deeprnn.pipeline.scoring import pad_pieces, piece_nll
+from deeprnn.pipeline.sequence_statistics import token_statistics
 from deeprnn.pipeline.recipes import TrainConfig, get_recipe
 
 
@@ -42,14 +43,13 @@ def test_a_deterministic_pattern_is_learned_by_the_trigram_not_the_unigram():
     assert trigram / 39 < 0.2 < math.log(4) - 0.1 < unigram / 39
 
 
-def test_packing_keeps_every_piece_whole_and_marks_its_start():
+def test_padding_keeps_every_piece_whole_in_its_own_row():
     pieces = [numpy.arange(5) + 10, numpy.arange(3) + 20, numpy.arange(4) + 30]
-    tokens, piece, starts = pack_pieces(pieces, rows=2)
-    for index, sequence in enumerate(pieces):
-        row = numpy.nonzero((piece == index).any(axis=1))[0]
-        assert len(row) == 1
-        assert tokens[row[0], piece[row[0]] == index].tolist() == sequence.tolist()
-    assert starts.sum() == 3 and (piece[starts] >= 0).all()
+    tokens, lengths = pad_pieces(pieces)
+    assert tokens.shape == (3, 5) and lengths.tolist() == [5, 3, 4]
+    for row, sequence in enumerate(pieces):
+        assert tokens[row, :len(sequence)].tolist() == sequence.tolist()
+        assert (tokens[row, len(sequence):] == 0).all()
 
 
 def test_piece_nll_is_each_pieces_own_likelihood_from_its_start():
@@ -61,7 +61,7 @@ def test_piece_nll_is_each_pieces_own_likelihood_from_its_start():
     encoding = recipe.input_encoding(config, tokenizer.vocab_size)
     steps_of = recipe.steps_of(config, tokenizer)
     rng = numpy.random.default_rng(0)
-    pieces = [numpy.concatenate([[512], rng.integers(0, 512, n), [513]]) for n in (9, 4, 13)]
+    pieces = [numpy.concatenate([[512], rng.integers(0, 512, n), [513]]) for n in (9, 4, 13, 6, 11)]
     # the reference: each piece alone through model.forward, from zero state
     expected, count = 0.0, 0
     for piece in pieces:

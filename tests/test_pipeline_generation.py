@@ -1,15 +1,18 @@
 """Generation carrying the recurrent state gives the tutorial's window re-run probabilities where the contexts
 are the same, at one step per token instead of one window per token."""
+import re
+
 import numpy
 import pytest
 
 from deeprnn import backend
+from deeprnn.layers import RNN
 from deeprnn.music import DrumGridTokenizer
 from deeprnn.pipeline.features import grid_steps
 from deeprnn.pipeline.generation import (Primer, Sampling, TokenPicker, choose_token, generate_carrying_state,
                                          generate_window_rerun)
 from deeprnn.pipeline.recipes import TrainConfig, get_recipe
-from deeprnn.pipeline.stepping import StackRunner
+from deeprnn.pipeline.stepping import stateful_twin
 
 TOKENIZER = DrumGridTokenizer()
 
@@ -80,23 +83,26 @@ def test_seed_model_first_note_after_the_window_is_the_same_either_way():
     numpy.testing.assert_allclose(carried.probabilities[0], rerun.probabilities[0], rtol=1e-4, atol=1e-6)
 
 
-def test_runner_in_chunks_equals_one_pass_and_resets_start_a_piece_afresh():
+def test_a_stateful_twin_in_chunks_equals_one_pass_and_reset_states_starts_a_piece_afresh():
+    """Keras's stateful=True: each call continues from the state the last one left, until reset_states()."""
     model, config = drums_model()
     encoding = get_recipe("drums").input_encoding(config, TOKENIZER.vocab_size)
     rng = numpy.random.default_rng(2)
     tokens = rng.integers(0, 512, (3, 20))
     steps = numpy.tile(numpy.arange(20), (3, 1))
-    runner = StackRunner(model)
-    whole, _ = runner.run(encoding.encode(tokens, steps), runner.zero_states(3))
-    first, states = runner.run(encoding.encode(tokens[:, :7], steps[:, :7]), runner.zero_states(3))
-    second, _ = runner.run(encoding.encode(tokens[:, 7:], steps[:, 7:]), states)
+    whole = model.predict(encoding.encode(tokens, steps))
+    twin = stateful_twin(model)
+    assert all(layer.stateful for layer in twin.layers if isinstance(layer, RNN))
+    assert not any(layer.stateful for layer in model.layers if isinstance(layer, RNN))
+    first = backend.to_numpy(twin(encoding.encode(tokens[:, :7], steps[:, :7])))
+    second = backend.to_numpy(twin(encoding.encode(tokens[:, 7:], steps[:, 7:])))
     numpy.testing.assert_allclose(numpy.concatenate([first, second], axis=1), whole, rtol=1e-4, atol=1e-6)
 
-    resets = numpy.zeros((3, 20), bool)
-    resets[:, 8] = True  # a new piece starts at position 8 of every row
-    packed, _ = runner.run(encoding.encode(tokens, steps), runner.zero_states(3), resets)
-    alone, _ = runner.run(encoding.encode(tokens[:, 8:], steps[:, 8:]), runner.zero_states(3))
-    numpy.testing.assert_allclose(packed[:, 8:], alone, rtol=1e-4, atol=1e-6)
+    twin.reset_states()
+    again = backend.to_numpy(twin(encoding.encode(tokens[:, 7:], steps[:, 7:])))
+    alone = model.predict(encoding.encode(tokens[:, 7:], steps[:, 7:]))
+    numpy.testing.assert_allclose(again, alone, rtol=1e-4, atol=1e-6)
+    assert not numpy.allclose(again, second, atol=1e-4)  # without the reset the context was different
 
 
 def test_forbidden_tokens_are_never_chosen():
@@ -114,8 +120,23 @@ def test_top_1_and_a_cold_temperature_are_greedy_and_a_hot_one_spreads():
     assert {choose_token(probs, Sampling(top_k=1), rng) for _ in range(50)} == {1}
     assert {choose_token(probs, Sampling(temperature=0.01), rng) for _ in range(50)} == {1}
     assert {choose_token(probs, Sampling(temperature=5.0), rng) for _ in range(200)} == {0, 1, 2}
-    with pytest.raises(ValueError, match="temperature"):
-        Sampling(temperature=0)
+    assert Sampling(temperature=0).greedy  # the limit of p^(1/T) as T -> 0
+    assert {choose_token(probs, Sampling(temperature=0), rng) for _ in range(20)} == {1}
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(temperature=-1.0), "--temperature must be a finite number >= 0, got -1.0"),
+    (dict(temperature=float("nan")), "--temperature must be a finite number >= 0, got nan"),
+    (dict(temperature="hot"), "--temperature must be a finite number >= 0, got 'hot'"),
+    (dict(top_k=0), "--top-k must be an integer >= 1, got 0"),
+    (dict(top_k=2.5), "--top-k must be an integer >= 1, got 2.5"),
+    (dict(greedy=True, temperature=0.7), "--greedy takes the most likely token, --temperature 0.7 samples"),
+    (dict(greedy=True, top_k=5), "--top-k 5 would be ignored"),
+    (dict(temperature=0, top_k=5), "--top-k 5 would be ignored"),
+])
+def test_sampling_settings_are_checked_and_contradictions_name_both(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Sampling(**settings)
 
 
 def test_drum_primers_start_on_a_downbeat_and_the_output_keeps_its_place_in_the_bar():

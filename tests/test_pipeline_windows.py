@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 from deeprnn.pipeline.features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
-from deeprnn.pipeline.windows import LastTokenWindows, NextTokenWindows, TokenStream, batches
+from deeprnn.pipeline.windows import LastTokenWindows, NextTokenWindows, TokenStream, TrainingWindows
 
 START, END = 512, 513
 
@@ -78,5 +78,17 @@ def test_too_short_a_corpus_is_a_clear_error():
         NextTokenWindows(TokenStream(numpy.arange(5), None, numpy.array([0])), seq_len=8, encoding=TokenInput())
 
 
-def test_batches_keep_the_partial_last_batch():
-    assert [b.tolist() for b in batches(numpy.arange(5), 2)] == [[0, 1], [2, 3], [4]]
+def test_the_training_source_is_a_pydataset_of_the_epochs_windows_with_the_partial_last_batch():
+    """Keras's PyDataset: len() batches, source[i] -> (x, y), the last batch partial; a new order every epoch."""
+    from deeprnn import backend
+    backend.set_seed(0)
+    windows = LastTokenWindows(TokenStream(numpy.arange(12, dtype=numpy.int32), None, numpy.array([0])), seq_len=2,
+                               encoding=ScaledIndexInput(20), vocab_size=20)
+    source = TrainingWindows(windows, batch_size=4)
+    source.on_epoch_begin()
+    assert len(source) == 3  # 10 windows: batches of 4, 4 and 2
+    targets = [source[i][1].argmax(axis=1).tolist() for i in range(3)]
+    assert [len(t) for t in targets] == [4, 4, 2]
+    assert sorted(sum(targets, [])) == list(range(2, 12))  # every window once
+    source.on_epoch_begin()
+    assert [source[i][1].argmax(axis=1).tolist() for i in range(3)] != targets

@@ -11,10 +11,8 @@ config's cell, depth and widths against the layers; a mismatch is a ``Checkpoint
 from dataclasses import dataclass, field
 
 from .. import saving
-from ..layers import Dense, Embedding
-from ..layers.recurrent import RNN
+from ..layers import RNN, Dense, Embedding, StepCounterEmbedding
 from ..music import Tokenizer
-from .features import StepCounterEmbedding
 from .recipes import CELLS, RESUMABLE_CHANGES, TrainConfig, get_recipe
 
 FORMAT = "deeprnn-music-checkpoint"

@@ -138,6 +138,13 @@ def fit_tokenizer(tokenizer, files):
     return TokenSplit(sequences, paths, events.skipped)
 
 
+def open_data(tokenizer, data, config):
+    """The splits of ``--data`` (None: the default Groove copy) as a run with ``config`` sees them: the one way
+    every command opens a split (``open_data(...).split("validation")``)."""
+    source = resolve_source(data)
+    return load_data(tokenizer, split_files(source, config.max_files, config.seed))
+
+
 def load_data(tokenizer, files):
     """MusicData for a run; fits the tokenizer on the training files first when it learns a vocabulary."""
     data = MusicData(files, tokenizer)

@@ -2,8 +2,9 @@
 
 Two ways to get the next token's distribution, the same model either way:
 
-- carrying state (default): the primer runs through the stack once (``StackRunner``), then each new token is one
-  step of every recurrent layer from the states the previous token left. A token costs the same at step 10 and
+- carrying state (default): a stateful twin of the model (``stepping.stateful_twin``, Keras's ``stateful=True``)
+  runs the primer once, then each new token is one call of one step: every recurrent layer continues from the
+  state the previous call left. A token costs the same at step 10 and
   at step 10,000, and the context is everything generated so far.
 - ``window_rerun``: the tutorial's loop: run the model on the last ``seq_len`` tokens, from zero state, for every
   new token; ``seq_len`` steps per token and a context cut at the window.
@@ -11,7 +12,8 @@ Two ways to get the next token's distribution, the same model either way:
 Where the contexts agree (the primer plus what was generated is no longer than the window) both give the same
 probabilities; tests/test_pipeline_generation.py holds them to that.
 
-Choosing: greedy (argmax, the tutorial's), or sampling from p^(1/temperature), optionally among the top k.
+Choosing: greedy (argmax, the tutorial's; temperature 0 means greedy), or sampling from p^(1/temperature),
+optionally among the top k.
 Tokens that must not appear mid-piece (the drum grid's START and END, the seed vocabulary's UNK) are never chosen.
 """
 import sys
@@ -23,10 +25,11 @@ import numpy
 
 from .. import backend
 from ..music import read_events, write_midi
+from . import arguments
 from .checkpoints import load_checkpoint
-from .datasets import load_data, resolve_source, split_files
-from .evaluation import format_statistics, token_statistics
-from .stepping import StackRunner
+from .datasets import open_data
+from .sequence_statistics import format_statistics, token_statistics
+from .stepping import stateful_twin
 
 
 @dataclass
@@ -36,10 +39,19 @@ class Sampling:
     top_k: int | None = None
 
     def __post_init__(self):
-        if self.temperature <= 0:
-            raise ValueError(f"--temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"--top-k must be at least 1, got {self.top_k}")
+        if not isinstance(self.greedy, bool):
+            raise ValueError(f"--greedy must be True or False, got {self.greedy!r}")
+        arguments.real("--temperature", self.temperature, minimum=0)  # 0 means greedy
+        if self.top_k is not None:
+            arguments.integer("--top-k", self.top_k, minimum=1)
+        if self.greedy and self.temperature not in (0, 1.0):
+            raise ValueError(f"--greedy takes the most likely token, --temperature {self.temperature:g} samples; "
+                             "give one of them (--temperature 0 is greedy)")
+        if self.temperature == 0:
+            self.greedy = True  # the limit of p^(1/T) as T -> 0 is the argmax
+        if self.greedy and self.top_k is not None:
+            raise ValueError(f"--greedy (or --temperature 0) takes the most likely token, --top-k {self.top_k} "
+                             "would be ignored; give one of them")
 
     def describe(self):
         if self.greedy:
@@ -116,22 +128,28 @@ def encode_context(encoding, tokens, steps):
     return encoding.encode(numpy.asarray(tokens)[None], None if steps is None else numpy.asarray(steps)[None])
 
 
+def last_distribution(probs):
+    """The model's distribution after the last input token: (1, T, V) or, for the seed model, (1, V) -> (V,)."""
+    probs = backend.to_numpy(probs)
+    return probs[0, -1] if probs.ndim == 3 else probs[0]
+
+
 def generate_carrying_state(model, encoding, primer, num_steps, picker):
-    """Feed the primer once, then one token per step from the carried states."""
-    runner = StackRunner(model)
-    states = runner.zero_states(1)
-    probs, states = runner.run(encode_context(encoding, primer.tokens, primer.steps), states)
+    """Feed the primer once, then one token per call of a stateful twin of the model."""
+    twin = stateful_twin(model)
+    twin.reset_states()
+    probs = twin(encode_context(encoding, primer.tokens, primer.steps))
     step = None if primer.steps is None else int(primer.steps[-1])
     tokens, distributions = [], []
     began = time.perf_counter()
     for _ in range(num_steps):
-        p = backend.to_numpy(probs)[0, -1]
+        p = last_distribution(probs)
         token = picker.pick(p)
         step = picker.step_of(step, token)
         tokens.append(token)
         distributions.append(p)
         if len(tokens) < num_steps:
-            probs, states = runner.run(encode_context(encoding, [token], None if step is None else [step]), states)
+            probs = twin(encode_context(encoding, [token], None if step is None else [step]))
     return Generated(numpy.array(tokens, numpy.int64), numpy.array(distributions), time.perf_counter() - began,
                      "state-carrying")
 
@@ -144,8 +162,7 @@ def generate_window_rerun(model, encoding, primer, num_steps, picker, window):
     began = time.perf_counter()
     for _ in range(num_steps):
         x = encode_context(encoding, context[-window:], None if steps is None else steps[-window:])
-        probs = backend.to_numpy(model.forward(model.prepare_input(x), training=False)[0])
-        p = probs[0, -1] if probs.ndim == 3 else probs[0]  # the seed model returns its last step only
+        p = last_distribution(model.predict(x, batch_size=1))  # from zero state: a new call, a new window
         token = picker.pick(p)
         if steps is not None:
             steps.append(picker.step_of(steps[-1], token))
@@ -230,8 +247,7 @@ def choose_primer(checkpoint, rng, primer_path=None, primer_length=None, data=No
     recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
     if primer_path is not None:
         return primer_from_file(primer_path, primer_length, recipe, config, tokenizer)
-    source = resolve_source(data if data is not None else checkpoint.source)
-    validation = load_data(tokenizer, split_files(source, config.max_files, config.seed)).split("validation")
+    validation = open_data(tokenizer, data if data is not None else checkpoint.source, config).split("validation")
     return primer_from_split(validation, primer_length or config.seq_len, rng, recipe, config, tokenizer)
 
 
@@ -248,6 +264,9 @@ def greedy_versus_sampled(checkpoint_path, num_steps=500, seed=0, temperature=1.
     """Statistics (``token_statistics``) of ``num_steps`` greedy and sampled tokens after the same primer: the
     tutorial's greedy output tends to collapse to one note or one short loop. Returns {"greedy": ..., "sampled":
     ...}."""
+    arguments.integer("--generation-stats", num_steps, minimum=1)
+    arguments.integer("--seed", seed, minimum=0)
+    Sampling(temperature=temperature)
     checkpoint = load_checkpoint(checkpoint_path)
     primer = choose_primer(checkpoint, numpy.random.default_rng(seed), data=data)
     results = {}
@@ -262,6 +281,11 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=500, sampling=None,
                              primer_length=None, seed=None, window_rerun=False, include_primer=False, data=None,
                              plot=False, wav=False, log=print):
     """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV)."""
+    arguments.integer("--num-steps", num_steps, minimum=1)
+    if primer_length is not None:
+        arguments.integer("--primer-length", primer_length, minimum=1)
+    if seed is not None:
+        arguments.integer("--seed", seed, minimum=0)
     checkpoint = load_checkpoint(checkpoint_path)
     tokenizer, config = checkpoint.tokenizer, checkpoint.config
     if sampling is None:

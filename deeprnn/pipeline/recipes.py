@@ -21,8 +21,10 @@ import numpy
 from .. import layers, optimizers
 from ..model import Sequential
 from ..music import DrumGridTokenizer
-from . import evaluation
-from .features import ScaledIndexInput, StepCounterEmbedding, TokenInput, TokenStepInput, grid_steps
+from . import arguments
+from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
+from .ngram import Triples, trigram_triples
+from .scoring import piece_nll, window_nll
 from .windows import LastTokenWindows, NextTokenWindows, TokenStream
 
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
@@ -49,6 +51,10 @@ class TrainConfig:
     seed: int | None = None
     bar_position: bool | None = None
     time_budget: float | None = None  # minutes of training (data loading excluded); None: no limit
+
+    def __post_init__(self):
+        """Every number checked before any work (None means "not given" and passes)."""
+        check_settings(self)
 
     def resolved(self):
         """A copy with every None replaced by the recipe's default."""
@@ -102,7 +108,7 @@ class DrumsRecipe:
         """
         cell = CELLS[config.cell]
         if config.bar_position:
-            stack = [StepCounterEmbedding(vocab_size, config.embedding_dim)]
+            stack = [layers.StepCounterEmbedding(vocab_size, config.embedding_dim)]
             input_shape = (None, None, 2)
         else:
             stack = [layers.Embedding(vocab_size, config.embedding_dim)]
@@ -149,12 +155,12 @@ class DrumsRecipe:
     def score(self, model, sequences, config, tokenizer, stride=None):
         """(sum of NLL, count) of every token after each piece's START, with its whole piece as context."""
         encoding = self.input_encoding(config, tokenizer.vocab_size)
-        return evaluation.piece_nll(model, sequences, encoding, self.steps_of(config, tokenizer))
+        return piece_nll(model, sequences, encoding, self.steps_of(config, tokenizer))
 
     def scored_triples(self, sequences, config, tokenizer, stride=None):
         """The same targets as ``score``, with their two-token histories, for the n-gram baselines."""
         pad = tokenizer.vocab_size
-        return evaluation.Triples.join(evaluation.trigram_triples(s, numpy.arange(1, len(s)), pad)
+        return Triples.join(trigram_triples(s, numpy.arange(1, len(s)), pad)
                                        for s in sequences)
 
     training_triples = scored_triples
@@ -226,7 +232,7 @@ class SeedRecipe:
         """(sum of NLL, count) of token i + T given the T before it, every ``stride``-th window of the pieces
         joined end to end (the tutorial's task)."""
         windows = self.windows(sequences, config, tokenizer)
-        return evaluation.window_nll(model, windows, windows.evaluation_starts(stride))
+        return window_nll(model, windows, windows.evaluation_starts(stride))
 
     def validation_score(self, model, sequences, config, tokenizer):
         """Per epoch, one window in seq_len: the full stride-1 score costs seq_len times more."""
@@ -235,11 +241,11 @@ class SeedRecipe:
     def scored_triples(self, sequences, config, tokenizer, stride=1):
         stream = self.stream(sequences, config, tokenizer)
         positions = numpy.arange(0, len(stream) - config.seq_len, stride) + config.seq_len
-        return evaluation.Triples(*evaluation.trigram_triples(stream.tokens, positions, tokenizer.vocab_size))
+        return Triples(*trigram_triples(stream.tokens, positions, tokenizer.vocab_size))
 
     def training_triples(self, sequences, config, tokenizer, stride=None):
         stream = self.stream(sequences, config, tokenizer)
-        return evaluation.Triples(*evaluation.trigram_triples(stream.tokens, numpy.arange(1, len(stream)),
+        return Triples(*trigram_triples(stream.tokens, numpy.arange(1, len(stream)),
                                                               tokenizer.vocab_size))
 
 
@@ -252,21 +258,34 @@ def get_recipe(name):
     return RECIPES[name]
 
 
-def check_common(config):
-    if config.cell not in CELLS:
+# The range of every numeric setting: integers with their minimum, reals with their bounds.
+INTEGER_SETTINGS = {"layers": 1, "units": 1, "embedding_dim": 1, "seq_len": 1, "batch_size": 1, "epochs": 1,
+                    "max_files": 1, "seed": 0}
+REAL_SETTINGS = {"lr": dict(above=0), "dropout": dict(minimum=0, below=1),
+                 "recurrent_dropout": dict(minimum=0, below=1), "clipnorm": dict(minimum=0),  # 0: no clipping
+                 "time_budget": dict(above=0)}
+
+
+def check_settings(config):
+    """Type, finiteness, sign and range of every setting that is given (not None); ValueError naming the flag."""
+    if config.recipe is not None and config.recipe not in RECIPES:
+        raise ValueError(f"--recipe must be one of {sorted(RECIPES)}, got {config.recipe!r}")
+    if config.cell is not None and config.cell not in CELLS:
         raise ValueError(f"--cell must be one of {sorted(CELLS)}, got {config.cell!r}")
-    for key in ("layers", "units", "seq_len", "batch_size", "epochs"):
-        if int(getattr(config, key)) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(config, key)}")
-    if config.embedding_dim is not None and config.embedding_dim < 1:
-        raise ValueError(f"--embedding-dim must be at least 1, got {config.embedding_dim}")
-    for key in ("dropout", "recurrent_dropout"):
-        if not 0 <= getattr(config, key) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be in [0, 1), got {getattr(config, key)}")
-    if config.lr <= 0:
-        raise ValueError(f"--lr must be positive, got {config.lr}")
-    if config.max_files is not None and config.max_files < 1:
-        raise ValueError(f"--max-files must be at least 1, got {config.max_files}")
+    if config.data is not None and not isinstance(config.data, str):
+        raise ValueError(f"--data must be a path or music21:NAME, got {config.data!r}")
+    if config.bar_position is not None and not isinstance(config.bar_position, bool):
+        raise ValueError(f"--bar-position must be True or False, got {config.bar_position!r}")
+    for key, minimum in INTEGER_SETTINGS.items():
+        if getattr(config, key) is not None:
+            arguments.integer(arguments.flag(key), getattr(config, key), minimum=minimum)
+    for key, limits in REAL_SETTINGS.items():
+        if getattr(config, key) is not None:
+            arguments.real(arguments.flag(key), getattr(config, key), **limits)
+
+
+def check_common(config):
+    check_settings(config)
 
 
 def compiled(model, input_shape, config, loss):

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import backend
+from ..data import PyDataset
+
 
 @dataclass
 class TokenStream:
@@ -40,12 +43,6 @@ class TokenStream:
 
     def __len__(self):
         return len(self.tokens)
-
-
-def batches(starts, batch_size):
-    """Consecutive slices of ``starts``, the last one possibly shorter (Keras keeps the partial batch)."""
-    for begin in range(0, len(starts), batch_size):
-        yield starts[begin:begin + batch_size]
 
 
 class WindowsBase:
@@ -110,3 +107,25 @@ class LastTokenWindows(WindowsBase):
         y = numpy.zeros((len(targets), self.vocab_size), dtype=numpy.float32)
         y[numpy.arange(len(targets)), targets] = 1
         return self.encoding.encode(tokens[:, :-1]), y
+
+
+class TrainingWindows(PyDataset):
+    """The data source ``fit`` trains on (Keras's ``PyDataset``): batches of ``windows``' epoch in a fresh order.
+
+    ``on_epoch_begin`` draws the epoch's window starts from the shuffle stream (``windows.epoch_starts``), so a
+    resumed run, whose RNG state was restored, draws what an uninterrupted one would; ``self[i]`` is batch i.
+    """
+
+    def __init__(self, windows, batch_size):
+        self.windows, self.batch_size = windows, int(batch_size)
+        self.starts = None  # drawn per epoch, not here: building the source leaves the random streams alone
+
+    def on_epoch_begin(self):
+        self.starts = self.windows.epoch_starts(backend.shuffle_rng())
+
+    def __len__(self):
+        count = self.windows.per_epoch if self.starts is None else len(self.starts)
+        return -(-count // self.batch_size)
+
+    def __getitem__(self, index):
+        return self.windows.batch(self.starts[index * self.batch_size:(index + 1) * self.batch_size])

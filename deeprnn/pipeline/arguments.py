@@ -1,0 +1,40 @@
+"""Numbers that come from a user, checked before any work: type, finiteness, sign and range.
+
+Each check returns the value or raises a one-line ValueError naming the argument (as its command-line flag) and the
+value it got: ``--units must be an integer >= 1, got 2.7``. A bool is never a number here (``True`` is not 1 unit).
+"""
+import math
+import numbers
+
+
+def integer(name, value, minimum=None, maximum=None):
+    """``value`` if it is an integer (not a float that happens to be whole) within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{bounds(minimum, maximum)}, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an integer{bounds(minimum, maximum)}, got {value}")
+    return int(value)
+
+
+def real(name, value, minimum=None, maximum=None, above=None, below=None):
+    """``value`` if it is a finite real number with minimum <= value <= maximum and above < value < below."""
+    wanted = f"a finite number{bounds(minimum, maximum, above, below)}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    if not math.isfinite(value) or (minimum is not None and value < minimum) or \
+            (maximum is not None and value > maximum) or (above is not None and value <= above) or \
+            (below is not None and value >= below):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
+def bounds(minimum=None, maximum=None, above=None, below=None):
+    parts = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
+             f"<= {maximum:g}" if maximum is not None else None, f"< {below:g}" if below is not None else None]
+    parts = [part for part in parts if part]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def flag(key):
+    """A TrainConfig field as its command-line flag: ``seq_len`` -> ``--seq-len``."""
+    return "--" + key.replace("_", "-")

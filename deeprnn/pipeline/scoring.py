@@ -1,0 +1,95 @@
+"""The model's negative log-likelihood of a split's tokens: whole pieces (drums) or the tutorial's windows (seed).
+
+- ``piece_nll``: every token after each piece's START, with its full context from that START. One piece per row
+  of a batch (pieces sorted by length, so a batch's rows are alike and little is padded), the batch run through
+  a stateful twin of the model a chunk at a time; ``reset_states()`` before each batch. Positions after a piece's
+  end are padding and never scored.
+- ``window_nll``: the target of each given window, the model run from zero state on that window.
+
+Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras's cross-entropy does, so the NLL here and the training loss
+are the same function.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy
+
+from .. import backend
+from ..losses import EPSILON
+from .stepping import stateful_twin
+
+
+def clipped_nll(p):
+    return -numpy.log(numpy.clip(p.astype(numpy.float64), EPSILON, 1 - EPSILON))
+
+
+def pad_pieces(sequences):
+    """Pieces as rows: tokens (P, L) int32 (0 after a piece's end) and lengths (P,). L = the longest piece."""
+    lengths = numpy.array([len(s) for s in sequences], numpy.int64)
+    tokens = numpy.zeros((len(sequences), int(lengths.max(initial=0))), numpy.int32)
+    for row, sequence in enumerate(sequences):
+        tokens[row, :len(sequence)] = sequence
+    return tokens, lengths
+
+
+def piece_nll(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
+    """Sum of -log p(token | all earlier tokens of its piece) over every token but each piece's first, and the
+    number of tokens scored. sequences: list of (T_i,) int arrays; ``rows`` pieces per batch, ``chunk`` steps per
+    call."""
+    twin = stateful_twin(model)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    total, count = 0.0, 0
+    for begin in range(0, len(order), rows):
+        pieces = [numpy.asarray(sequences[i]) for i in order[begin:begin + rows]]
+        tokens, lengths = pad_pieces(pieces)
+        steps = None
+        if steps_of is not None:
+            steps = numpy.zeros_like(tokens)
+            for row, piece in enumerate(pieces):
+                steps[row, :len(piece)] = steps_of(piece)
+        twin.reset_states()  # each row is one new piece
+        width = tokens.shape[1] - 1  # the last position has no target
+        for start in range(0, width, chunk):
+            end = min(start + chunk, width)
+            x = encoding.encode(tokens[:, start:end], None if steps is None else steps[:, start:end])
+            probs = backend.to_numpy(twin(x))
+            targets = tokens[:, start + 1:end + 1]
+            valid = numpy.arange(start + 1, end + 1)[None, :] < lengths[:, None]  # the target is in the piece
+            picked = numpy.take_along_axis(probs, targets[..., None].astype(numpy.int64), axis=-1)[..., 0]
+            total += float(clipped_nll(picked[valid]).sum())
+            count += int(valid.sum())
+    return total, count
+
+
+def window_nll(model, windows, starts, batch_size=256):
+    """Sum of -log p(target) over the windows at ``starts`` (every position for NextTokenWindows, the last for
+    LastTokenWindows), inference mode; and the number of targets."""
+    total, count = 0.0, 0
+    for begin in range(0, len(starts), batch_size):
+        x, y = windows.batch(starts[begin:begin + batch_size])
+        probs = model.predict(x, batch_size=len(x))
+        if y.ndim == probs.ndim:  # one-hot targets
+            picked = (probs * y).sum(axis=-1)
+        else:
+            picked = numpy.take_along_axis(probs, y[..., None].astype(numpy.int64), axis=-1)[..., 0]
+        total += float(clipped_nll(picked).sum())
+        count += int(picked.size)
+    return total, count
+
+
+@dataclass
+class Score:
+    """A mean NLL per token (nats) over ``tokens`` targets; perplexity = exp(nll)."""
+
+    nll: float
+    tokens: int
+
+    @property
+    def perplexity(self):
+        return math.exp(self.nll)
+
+    @classmethod
+    def from_sum(cls, total, count):
+        if count == 0:
+            raise ValueError("nothing to score: the split has no target tokens")
+        return cls(total / count, count)
