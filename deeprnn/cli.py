@@ -1,37 +1,123 @@
-"""The command line: ``deeprnn train | generate | evaluate`` (also ``python -m deeprnn`` and examples/*.py).
+"""The command line: ``deeprnn train | generate | evaluate | show`` (also ``python -m deeprnn`` and examples/*.py).
 
-Argument parsing only; the work is in ``deeprnn.pipeline``. Expected failures (no GPU, no data, a checkpoint
-that does not fit) end with one line on stderr and a non-zero status, not a traceback (set DEEPRNN_TRACEBACK=1
-to see one).
+Argument parsing only; the work is in ``deeprnn.pipeline``. Every user error, a bad flag as much as a missing
+file, ends with one line on stderr and a non-zero status, never a traceback (set DEEPRNN_TRACEBACK=1 to see one),
+and comes before any long work: flag values are checked as they are parsed, output paths and optional
+dependencies before data is loaded.
 """
 import argparse
+import importlib.util
 import json
+import math
 import os
 import secrets
 import signal
 import sys
+from pathlib import Path
+
+from . import __version__
 
 PROG = "deeprnn"
+MIDI_OUTPUT_SUFFIXES = (".mid", ".midi")
+# numpy.random.default_rng and SeedSequence take any non-negative integer; 32 bits keep seeds portable.
+MAX_SEED = 2**32 - 1
+# Measured (docs/performance.md, docs/results.md): on the 2-core CPU the results were made on, one BLAS thread
+# per process was faster and far steadier than OpenBLAS's default of one per core, and the README's numbers were
+# trained with one.
+DEFAULT_BLAS_THREADS = 1
+# Dependencies a user may lack -> the extra that brings them (setup.cfg [options.extras_require]; None: the core).
+EXTRA_OF = {"music21": "music", "tqdm": "music", "matplotlib": "music", "cupy": "gpu", "threadpoolctl": None,
+            "numpy": None, "scipy": None}
 
 
+class UserError(Exception):
+    """A problem with what the user asked for, reported in one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``deeprnn train: error: argument --lr: ...``), not usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- values: each flag's type, checked as it is parsed (argparse names the flag in the message) ---------------------
+def integer(minimum=None, maximum=None):
+    """An argparse type: an integer in [minimum, maximum]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {describe_range(minimum, maximum)}, got {value}")
+        return value
+    return parse
+
+
+def number(minimum=None, maximum=None, above=None, below=None):
+    """An argparse type: a finite float, >= minimum, <= maximum, > above, < below (each when given)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)
+                or (above is not None and value <= above) or (below is not None and value >= below)):
+            raise argparse.ArgumentTypeError(f"must be {describe_range(minimum, maximum, above, below)}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
+def describe_range(minimum=None, maximum=None, above=None, below=None):
+    parts = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
+             f"<= {maximum:g}" if maximum is not None else None, f"< {below:g}" if below is not None else None]
+    return " and ".join(part for part in parts if part)
+
+
+COUNT = integer(minimum=1)
+SEED = integer(minimum=0, maximum=MAX_SEED)
+FRACTION = number(minimum=0, below=1)  # dropout rates: 1 would drop everything
+POSITIVE = number(above=0)
+
+
+# --- the parser -----------------------------------------------------------------------------------------------------
 def build_parser():
-    parser = argparse.ArgumentParser(prog=PROG, description="Deep RNNs on MIDI drums: train, generate, evaluate.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,evaluate}")
+    parser = Parser(prog=PROG, description="Deep RNNs on MIDI drums: train, generate, evaluate. "
+                                           "`deeprnn COMMAND --help` lists each command's flags.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,evaluate,show}")
     add_train_arguments(commands.add_parser(
         "train", help="train a recipe on the Groove MIDI Dataset (or any MIDI folder)",
-        description="Train a recipe; checkpoints, history.csv and loss.png go to --out. Unset flags take the "
-                    "recipe's defaults (shown in brackets as drums / seed)."))
+        description="Train a recipe; checkpoints (best.npz, last.npz), history.csv, loss.png and config.json go "
+                    "to --out. Unset flags take the recipe's defaults (shown in brackets as drums / seed). A folder "
+                    "that holds a run is continued with --resume or replaced with --overwrite, never silently."))
     add_generate_arguments(commands.add_parser(
         "generate", help="generate a MIDI file from a checkpoint",
-        description="Continue a primer with a trained model and write a MIDI file."))
+        description="Continue a primer with a trained model and write a MIDI file (and with --plot a PNG drum grid, "
+                    "with --wav a WAV beside it). Drums sample at temperature 1, the seed recipe is greedy; "
+                    "--temperature 0 is greedy too."))
     add_evaluate_arguments(commands.add_parser(
-        "evaluate", help="NLL per token and perplexity of a checkpoint, next to n-gram baselines"))
+        "evaluate", help="NLL per token and perplexity of a checkpoint, next to n-gram baselines",
+        description="Score a checkpoint on a split of its data: mean negative log-likelihood per token (nats) and "
+                    "perplexity, beside a unigram and an interpolated trigram fitted on the training split and "
+                    "scored on the same tokens."))
+    add_show_arguments(commands.add_parser(
+        "show", help="list the files of a run folder and what each holds",
+        description="Say what each file of a run folder holds: the epochs in the checkpoints (read from the "
+                    "files), the loss history, the generated music and the evaluation reports."))
     return parser
 
 
-def add_device_argument(parser):
+def add_machine_arguments(parser):
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="cpu (NumPy) or gpu (CuPy with a CUDA GPU) [cpu]")
+    parser.add_argument("--blas-threads", type=integer(minimum=0), default=DEFAULT_BLAS_THREADS, metavar="N",
+                        help="threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core) "
+                             f"[{DEFAULT_BLAS_THREADS}: measured faster and steadier on a 2-core CPU]")
 
 
 def add_train_arguments(parser):
@@ -39,69 +125,161 @@ def add_train_arguments(parser):
                                        "[$DEEPRNN_GROOVE, else the cached or downloaded Groove dataset]")
     parser.add_argument("--recipe", choices=("drums", "seed"),
                         help="drums: drum grid + embedding + deep LSTM; seed: the tutorial as written [drums]")
-    add_device_argument(parser)
+    add_machine_arguments(parser)
     parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), help="recurrent cell [lstm]")
-    parser.add_argument("--layers", type=int, help="recurrent layers [2]")
-    parser.add_argument("--units", type=int, help="units per recurrent layer [256]")
-    parser.add_argument("--embedding-dim", type=int, help="token embedding width, drums only [64]")
-    parser.add_argument("--seq-len", type=int, help="training window length in tokens [64 / 100]")
-    parser.add_argument("--batch-size", type=int, help="windows per batch [32 / 32]")
-    parser.add_argument("--epochs", type=int, help="epochs [30]")
-    parser.add_argument("--lr", type=float, help="Adam learning rate [2e-3 / 1e-3]")
-    parser.add_argument("--dropout", type=float, help="dropout after each recurrent layer [0.3 / 0.3]")
-    parser.add_argument("--recurrent-dropout", type=float, help="Keras recurrent_dropout of each cell [0 / 0.3]")
-    parser.add_argument("--clipnorm", type=float, help="clip each gradient to this L2 norm, 0 for none [1 / none]")
-    parser.add_argument("--max-files", type=int, help="at most N files per split, sampled with --seed "
-                                                      "[all / 200]")
+    parser.add_argument("--layers", type=COUNT, help="recurrent layers [2]")
+    parser.add_argument("--units", type=COUNT, help="units per recurrent layer [256]")
+    parser.add_argument("--embedding-dim", type=COUNT, help="token embedding width, drums only [64]")
+    parser.add_argument("--seq-len", type=COUNT, help="training window length in tokens [64 / 100]")
+    parser.add_argument("--batch-size", type=COUNT, help="windows per batch [32 / 32]")
+    parser.add_argument("--epochs", type=COUNT, help="epochs [30]")
+    parser.add_argument("--lr", type=POSITIVE, help="Adam learning rate [2e-3 / 1e-3]")
+    parser.add_argument("--dropout", type=FRACTION, help="dropout after each recurrent layer, in [0, 1) [0.3 / 0.3]")
+    parser.add_argument("--recurrent-dropout", type=FRACTION,
+                        help="Keras recurrent_dropout of each cell, in [0, 1) [0 / 0.3]")
+    parser.add_argument("--clipnorm", type=number(minimum=0),
+                        help="clip each gradient to this L2 norm, 0 for none [1 / none]")
+    parser.add_argument("--max-files", type=COUNT, help="at most N files per split, sampled with --seed "
+                                                        "[all / 200]")
     parser.add_argument("--bar-position", action=argparse.BooleanOptionalAction, default=None,
                         help="drums: feed the step in the bar as binary counters (Magenta) [on]")
-    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+    parser.add_argument("--time-budget", type=POSITIVE, metavar="MINUTES",
                         help="stop before an epoch that would end past this many minutes of training")
-    parser.add_argument("--seed", type=int, help="seed of weights, dropout, shuffles and file sampling [0]")
+    parser.add_argument("--seed", type=SEED, help="seed of weights, dropout, shuffles and file sampling [0]")
     parser.add_argument("--out", help="output folder [runs/<recipe>]")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from --out/last.npz (weights, optimizer, RNG, epoch); --epochs may grow")
+                        help="continue the run in --out from its last.npz (weights, optimizer, RNG, epoch); "
+                             "--epochs and --time-budget may grow")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train afresh into an --out that holds a run, replacing its checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_generate_arguments(parser):
     parser.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by train")
-    parser.add_argument("--out", help="MIDI file to write [generated.mid beside the checkpoint]")
-    parser.add_argument("--num-steps", type=int, default=500, help="tokens to generate [500]")
+    parser.add_argument("--out", help="MIDI file to write (.mid) [generated.mid beside the checkpoint]")
+    parser.add_argument("--num-steps", type=COUNT, default=500, help="tokens to generate [500]")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="always take the most likely token (seed default)")
     mode.add_argument("--sample", action="store_true", help="sample from the distribution (drums default)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature [1.0]; implies --sample")
-    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens; implies --sample")
+    parser.add_argument("--temperature", type=number(minimum=0),
+                        help="sampling temperature [1.0]; implies --sample; 0 means greedy")
+    parser.add_argument("--top-k", type=COUNT, help="sample among the k most likely tokens; implies --sample")
     parser.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file "
                                                              "[a random window of the validation split]")
-    parser.add_argument("--primer-steps", type=int, help="primer length in tokens [the training --seq-len; "
-                                                         "a --primer file is used whole]")
+    parser.add_argument("--primer-steps", type=COUNT, help="primer length in tokens [the training --seq-len; "
+                                                           "a --primer file is used whole]")
     parser.add_argument("--include-primer", action="store_true", help="write the primer before the continuation")
-    parser.add_argument("--seed", type=int, help="seed of the primer choice and the sampling [random, printed]")
+    parser.add_argument("--seed", type=SEED, help="seed of the primer choice and the sampling [random, printed]")
     parser.add_argument("--window-rerun", action="store_true",
                         help="the tutorial's method: re-run the last --seq-len tokens for every new token")
-    parser.add_argument("--plot", action="store_true", help="also write a PNG drum grid / piano roll")
+    parser.add_argument("--plot", action="store_true", help="also write a PNG drum grid / piano roll beside --out")
     parser.add_argument("--wav", action="store_true", help="also render a WAV with fluidsynth (if installed)")
     parser.add_argument("--data", help="where the validation split is, if not where the checkpoint was trained")
-    add_device_argument(parser)
+    add_machine_arguments(parser)
 
 
 def add_evaluate_arguments(parser):
     parser.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by train")
     parser.add_argument("--split", choices=("validation", "test"), default="validation", help="[validation]")
     parser.add_argument("--data", help="where the data is, if not where the checkpoint was trained")
-    parser.add_argument("--stride", type=int, default=1, help="seed recipe: score every stride-th window [1]")
+    parser.add_argument("--stride", type=COUNT, help="seed recipe only: score every stride-th window [1]")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
-    parser.add_argument("--generation-stats", type=int, metavar="N", nargs="?", const=500,
+    parser.add_argument("--generation-stats", type=COUNT, metavar="N", nargs="?", const=500,
                         help="also generate N tokens (500) greedy and sampled from one validation primer and "
                              "report distinct tokens, longest run and longest loop of each")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --generation-stats primer and sampling [0]")
-    add_device_argument(parser)
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the --generation-stats primer and sampling [0]")
+    add_machine_arguments(parser)
+
+
+def add_show_arguments(parser):
+    parser.add_argument("run", metavar="RUN_FOLDER", help="the --out folder of a training run")
+
+
+# --- checks before any work ---------------------------------------------------------------------------------------
+def require_modules(*names):
+    """Fail now, in one line, if an optional dependency is missing, rather than after loading data."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise UserError(missing_module_message(name))
+
+
+def missing_module_message(name):
+    extra = EXTRA_OF.get(name.split(".")[0])
+    if extra is None:
+        return f"the Python package {name} is missing: reinstall deeprnn (pip install -e .)"
+    return f"the Python package {name} is missing: install the {extra} extra (pip install -e '.[{extra}]')"
+
+
+def check_output_file(flag, path, suffixes=None):
+    """An output file must be writable where it is meant to go: not a folder, its folder not a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise UserError(f"{flag} {path}: cannot write into {parent}")
+            break
+
+
+def check_output_folder(flag, path):
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file, not a folder")
+    check_output_file(flag, path / "best.npz")
+
+
+def check_input_file(flag, path, what="file"):
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{flag} {path}: {what} not found")
+    if not path.is_file():
+        raise UserError(f"{flag} {path}: is a folder, not a {what}")
+
+
+def checkpoint_metadata(path):
+    """The checkpoint's own record (recipe, config, training state), read from the file, or a UserError."""
+    from .saving import load_metadata
+
+    check_input_file("--checkpoint", path, "checkpoint")
+    try:
+        metadata = load_metadata(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"--checkpoint: {error}") from None
+    if not isinstance(metadata.get("training"), dict) or not isinstance(metadata.get("config"), dict):
+        raise UserError(f"--checkpoint {path}: not a music checkpoint written by `deeprnn train` "
+                        "(best.npz or last.npz)")
+    return metadata
+
+
+def describe_checkpoint(metadata):
+    """What a checkpoint holds, in words, from its metadata: 'drums recipe, 2xLSTM(256), epoch 22, val_loss 1.3571'."""
+    config, training = metadata.get("config", {}), metadata.get("training", {})
+    text = (f"{config.get('recipe')} recipe, {config.get('layers')}x{str(config.get('cell')).upper()}"
+            f"({config.get('units')})")
+    epoch = training.get("epoch")
+    if epoch is None:
+        return text + ", untrained"
+    text += f", epoch {epoch}"
+    monitor = training.get("monitor")
+    scored = [row for row in training.get("history", []) if row.get("epoch") == epoch and monitor in row]
+    if scored:
+        text += f", {monitor} {scored[0][monitor]:.4f}"
+    return text
 
 
 # --- commands -----------------------------------------------------------------------------------------------------
 def run_train(args):
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    out = Path(args.out or os.path.join("runs", args.recipe or "drums"))
+    check_output_folder("--out", out)
+    require_modules("music21", "tqdm", "matplotlib")
     from .pipeline import TrainConfig, train
 
     config = TrainConfig(recipe=args.recipe, data=args.data, cell=args.cell, layers=args.layers, units=args.units,
@@ -110,38 +288,65 @@ def run_train(args):
                          recurrent_dropout=args.recurrent_dropout, clipnorm=args.clipnorm,
                          max_files=args.max_files, seed=args.seed, bar_position=args.bar_position,
                          time_budget=args.time_budget)
-    out = args.out or os.path.join("runs", args.recipe or "drums")
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
-        result = train(config, out, resume=args.resume, progress=not args.quiet)
+        result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if result.best_epoch is not None:
-        print(f"best epoch {result.best_epoch} by {result.monitor}: {result.best:.4f}; "
-              f"checkpoint {os.path.join(out, 'best.npz')}")
-    return 130 if result.stopped == "interrupted" else 0
+    best, last = out / "best.npz", out / "last.npz"
+    if best.is_file():
+        print(f"{best}: {describe_checkpoint(checkpoint_metadata(best))} (the best epoch by {result.monitor})")
+    if result.stopped == "interrupted":
+        if last.is_file():
+            print(f"{last}: {describe_checkpoint(checkpoint_metadata(last))}; continue with --resume",
+                  file=sys.stderr)
+        return 130
+    return 0
 
 
 def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_generate(args):
-    from .pipeline import Sampling, generate_from_checkpoint
+def check_sampling_flags(args):
+    """Contradictory decoding flags are an error, not a guess at what was meant."""
+    if args.greedy and args.temperature not in (None, 0):
+        raise UserError(f"--greedy takes the most likely token, --temperature {args.temperature:g} samples: "
+                        "give one of them (--temperature 0 is greedy)")
+    if (args.greedy or args.temperature == 0) and args.top_k is not None:
+        chosen = "--greedy" if args.greedy else "--temperature 0"
+        raise UserError(f"{chosen} takes the most likely token, so --top-k {args.top_k} would do nothing: "
+                        "give one of them")
 
-    sample = args.sample or args.temperature is not None or args.top_k is not None
-    sampling = None  # the recipe's default: greedy for seed, sampling for drums
-    if args.greedy:
-        sampling = Sampling(greedy=True)
-    elif sample:
-        sampling = Sampling(greedy=False, temperature=args.temperature or 1.0, top_k=args.top_k)
+
+def sampling_from_flags(args):
+    """The Sampling the (checked) flags ask for; None for the recipe's default (drums sample, seed is greedy)."""
+    from .pipeline import Sampling
+
+    if args.greedy or args.temperature == 0:  # temperature -> 0 is the argmax
+        return Sampling(greedy=True)
+    if args.sample or args.temperature is not None or args.top_k is not None:
+        return Sampling(greedy=False, temperature=1.0 if args.temperature is None else args.temperature,
+                        top_k=args.top_k)
+    return None
+
+
+def run_generate(args):
+    check_sampling_flags(args)
+    metadata = checkpoint_metadata(args.checkpoint)
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "generated.mid"
+    check_output_file("--out", out, MIDI_OUTPUT_SUFFIXES)
+    if args.primer is not None:
+        check_input_file("--primer", args.primer, "MIDI file")
+    require_modules("music21", *(["matplotlib"] if args.plot else []))
+    from .pipeline import generate_from_checkpoint
+
+    sampling = sampling_from_flags(args)
+    print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     if args.seed is None:
         print(f"seed {seed} (pass --seed {seed} to repeat this)")
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "generated.mid")
-    if args.num_steps < 1:
-        raise ValueError(f"--num-steps must be at least 1, got {args.num_steps}")
     generate_from_checkpoint(args.checkpoint, out, num_steps=args.num_steps, sampling=sampling,
                              primer_path=args.primer, primer_length=args.primer_steps, seed=seed,
                              window_rerun=args.window_rerun, include_primer=args.include_primer, data=args.data,
@@ -150,31 +355,105 @@ def run_generate(args):
 
 
 def run_evaluate(args):
+    metadata = checkpoint_metadata(args.checkpoint)
+    recipe = metadata["config"].get("recipe")
+    if args.stride not in (None, 1) and recipe != "seed":
+        raise UserError(f"--stride {args.stride}: only the seed recipe scores windows; {args.checkpoint} is a "
+                        f"{recipe} checkpoint, scored on whole pieces")
+    if args.json:
+        check_output_file("--json", args.json, (".json",))
+    require_modules("music21")
     from .pipeline import evaluate_checkpoint, greedy_versus_sampled
 
-    report = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data, stride=args.stride).to_dict()
+    print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
+    report = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
+                                 stride=args.stride or 1).to_dict()
     if args.generation_stats:
         print(f"{args.generation_stats} generated tokens after one validation primer (seed {args.seed}):")
         report["generation"] = greedy_versus_sampled(args.checkpoint, num_steps=args.generation_stats,
                                                      seed=args.seed, data=args.data)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
+        print(f"wrote {args.json}")
     return 0
 
 
-COMMANDS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate}
+def run_show(args):
+    for line in describe_run(Path(args.run)):
+        print(line)
+    return 0
 
 
-def use_device(name):
-    """Select the device; None when it is usable, else the one-line reason it is not."""
+def describe_run(folder):
+    """One line per file of a run folder: where it is and what it holds (checkpoints read from their metadata)."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder (give the --out folder of `deeprnn train`)")
+    rows = []
+    for name, role in (("best.npz", "the best epoch (what generate and evaluate use)"),
+                       ("last.npz", "the latest epoch, with optimizer state (train --resume continues it)")):
+        if (folder / name).is_file():
+            rows.append((folder / name, f"{describe_checkpoint(checkpoint_metadata(folder / name))}: {role}"))
+    history = folder / "history.csv"
+    if history.is_file():
+        epochs = max(0, len(history.read_text(encoding="utf-8").splitlines()) - 1)
+        rows.append((history, f"loss per epoch ({epochs} epochs)"))
+    for name, what in (("loss.png", "the loss curves"), ("config.json", "the run's settings and tokenizer")):
+        if (folder / name).is_file():
+            rows.append((folder / name, what))
+    for midi in sorted(folder.glob("*.mid")):
+        rows.append((midi, "generated MIDI (drums on channel 10)"))
+        for suffix, what in ((".png", "its drum grid"), (".wav", "its audio")):
+            if midi.with_suffix(suffix).is_file():
+                rows.append((midi.with_suffix(suffix), what))
+    for report in sorted(folder.glob("*.json")):
+        if report.name != "config.json":
+            rows.append((report, describe_evaluation(report)))
+    if not rows:
+        raise UserError(f"{folder}: holds no run (no checkpoints, history or generated files)")
+    width = max(len(str(path)) for path, _ in rows)
+    return [f"{str(path):<{width}}  {what}" for path, what in rows]
+
+
+def describe_evaluation(path):
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        scores = {name: value["nll"] for name, value in report.items() if isinstance(value, dict) and "nll" in value}
+    except (OSError, ValueError, TypeError, KeyError):
+        return "a JSON file (not an evaluation report)"
+    if not scores:
+        return "a JSON file (not an evaluation report)"
+    numbers = ", ".join(f"{name} {nll:.3f}" for name, nll in scores.items())
+    return f"{report.get('split', '?')} split, NLL in nats per token: {numbers}"
+
+
+COMMANDS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate, "show": run_show}
+
+
+def use_machine(args):
+    """Select the device and the CPU's BLAS threads; None when usable, else the one-line reason it is not."""
     from . import backend
 
-    if name == "gpu" and backend.cupy_or_none() is None:
+    if args.device == "gpu" and backend.cupy_or_none() is None:
         return ("--device gpu needs CuPy and a CUDA GPU, and none was found (install deeprnn[gpu] on a machine "
                 "with an NVIDIA GPU), or use --device cpu")
-    backend.set_device(name)
+    backend.set_device(args.device)
     return None
+
+
+def limit_blas_threads(threads):
+    """Limit NumPy's BLAS pool in this process (0: leave it).
+
+    In-process with threadpoolctl rather than OPENBLAS_NUM_THREADS: that variable is read only when NumPy loads
+    OpenBLAS, which happens when ``deeprnn`` itself is imported, before this module runs, so setting it here would
+    do nothing. threadpoolctl calls openblas_set_num_threads on the loaded library.
+    """
+    if not threads:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def expected_errors():
@@ -183,22 +462,38 @@ def expected_errors():
     from .music.groove import GrooveDataError
     from .pipeline import CheckpointError
 
-    return (CheckpointError, GrooveDataError, FileNotFoundError, NonFiniteLossError, ValueError)
+    return (CheckpointError, GrooveDataError, NonFiniteLossError, ValueError, OSError)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    problem = use_device(args.device)
-    if problem:
-        print(f"{PROG} {args.command}: error: {problem}", file=sys.stderr)
-        return 2
+    where = f"{PROG} {args.command}"
     try:
+        if getattr(args, "device", None) is not None:
+            problem = use_machine(args)
+            if problem:
+                print(f"{where}: error: {problem}", file=sys.stderr)
+                return 2
+            limit_blas_threads(args.blas_threads)
         return COMMANDS[args.command](args)
-    except expected_errors() as error:
+    except KeyboardInterrupt:
+        print(f"{where}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as error:
+        if os.environ.get("DEEPRNN_TRACEBACK") or (error.name or "").split(".")[0] not in EXTRA_OF:
+            raise  # not a dependency the user can install: a bug
+        print(f"{where}: error: {missing_module_message(error.name)}", file=sys.stderr)
+        return 1
+    except MemoryError:
         if os.environ.get("DEEPRNN_TRACEBACK"):
             raise
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        print(f"{where}: error: out of memory (try a smaller --batch-size, --units or --max-files)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except Exception as error:
+        # UserError first: reporting it must not need the pipeline's imports
+        if os.environ.get("DEEPRNN_TRACEBACK") or not (isinstance(error, UserError)
+                                                      or isinstance(error, expected_errors())):
+            raise
+        message = " ".join(str(error).split())  # one line, whatever the error's text holds
+        print(f"{where}: error: {message}", file=sys.stderr)
+        return 1

@@ -1,14 +1,167 @@
-"""Expected failures end with one clear line and a non-zero status, never a traceback."""
+"""Every user error of the command line is one line on stderr and a non-zero exit status, never a traceback, and
+comes before any work: bad flag values (type, finiteness, sign, range) name the flag and the value; contradicting
+flags are refused rather than one silently winning; a missing optional dependency names the extra to install."""
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from deeprnn import backend
+import deeprnn
+from deeprnn import backend, cli, layers
 from deeprnn.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(argv, capsys):
+    """(exit status, stderr lines) of ``deeprnn ARGV`` run in this process (argparse exits, main returns)."""
+    try:
+        status = main(argv)
+    except SystemExit as exit:
+        status = exit.code
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def run_program(*argv):
+    return subprocess.run([sys.executable, "-m", "deeprnn", *argv], capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+def fake_checkpoint(path, epoch, val_losses):
+    """A small model file with the metadata `deeprnn train` writes: what the CLI reads to describe a checkpoint."""
+    model = deeprnn.Sequential([layers.Input((3,)), layers.Dense(2)])
+    model.build((None, 3))
+    history = [{"epoch": index + 1, "loss": 2.0, "val_loss": value} for index, value in enumerate(val_losses)]
+    model.save(path, metadata={"config": {"recipe": "drums", "layers": 2, "cell": "lstm", "units": 16},
+                               "training": {"epoch": epoch, "history": history, "monitor": "val_loss"}})
+    return path
+
+
+BAD_VALUES = {
+    "train": [("--lr", "nan"), ("--lr", "inf"), ("--lr", "-1"), ("--lr", "0"), ("--lr", "fast"),
+              ("--clipnorm", "-1"), ("--clipnorm", "nan"), ("--units", "2.7"), ("--units", "0"),
+              ("--layers", "-1"), ("--embedding-dim", "0"), ("--seq-len", "0"), ("--batch-size", "0"),
+              ("--epochs", "0"), ("--dropout", "1"), ("--dropout", "-0.1"), ("--recurrent-dropout", "1.5"),
+              ("--max-files", "0"), ("--time-budget", "0"), ("--time-budget", "nan"), ("--seed", "-1"),
+              ("--seed", "1e3"), ("--blas-threads", "-1"), ("--device", "tpu"), ("--recipe", "jazz"),
+              ("--cell", "transformer")],
+    "generate": [("--num-steps", "0"), ("--num-steps", "ten"), ("--temperature", "-1"), ("--temperature", "nan"),
+                 ("--top-k", "0"), ("--primer-steps", "-5"), ("--seed", "-3"), ("--blas-threads", "two")],
+    "evaluate": [("--stride", "0"), ("--generation-stats", "0"), ("--seed", "x"), ("--split", "train")],
+}
+REQUIRED = {"train": [], "generate": ["--checkpoint", "nope.npz"], "evaluate": ["--checkpoint", "nope.npz"]}
+
+
+@pytest.mark.parametrize("command, flag, value", [(command, flag, value) for command, cases in BAD_VALUES.items()
+                                                  for flag, value in cases])
+def test_a_bad_flag_value_is_one_line_naming_the_flag_and_the_value(command, flag, value, capsys):
+    status, errors = run_main([command, *REQUIRED[command], flag, value], capsys)
+    assert status == 2
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"deeprnn {command}: error: argument {flag}") and value in errors[0]
+
+
+def test_the_program_prints_one_line_and_no_traceback():
+    result = run_program("train", "--lr", "nan")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("deeprnn train: error: argument --lr: must be a finite number, got 'nan' "
+                                     "(see deeprnn train --help)")
+
+
+def test_version():
+    result = run_program("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"deeprnn {deeprnn.__version__}"
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "show"])
+def test_every_command_has_a_description(command, capsys):
+    status, _ = run_main([command, "--help"], capsys)
+    subparsers = next(action for action in cli.build_parser()._actions if action.choices and command in action.choices)
+    description = subparsers.choices[command].description
+    assert status == 0 and description and len(description) > 40
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--greedy", "--temperature", "0.5"], "--greedy takes the most likely token, --temperature 0.5"),
+    (["generate", "--greedy", "--top-k", "5"], "--greedy takes the most likely token, so --top-k 5 would do nothing"),
+    (["generate", "--temperature", "0", "--top-k", "5"], "--temperature 0 takes the most likely token, so --top-k 5"),
+    (["generate", "--greedy", "--sample"], "argument --sample: not allowed with argument --greedy"),
+    (["train", "--resume", "--overwrite"], "--resume continues the run in --out, --overwrite replaces it"),
+])
+def test_contradicting_flags_are_an_error_not_silently_resolved(argv, message, tmp_path, capsys):
+    if argv[0] == "generate":
+        argv = [*argv, "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5]))]
+    status, errors = run_main(argv, capsys)
+    assert status != 0 and len(errors) == 1 and message in errors[0], errors
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the output path was checked")
+    checkpoint = str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5]))
+    monkeypatch.setattr(cli, "require_modules", no_work)  # the last check before the work
+    (tmp_path / "a_file").write_text("")
+    cases = [(["generate", "--checkpoint", checkpoint, "--out", str(tmp_path)], "is a folder"),
+             (["generate", "--checkpoint", checkpoint, "--out", str(tmp_path / "drums.png")], "expected a .mid"),
+             (["generate", "--checkpoint", checkpoint, "--out", str(tmp_path / "a_file" / "x.mid")], "is a file"),
+             (["evaluate", "--checkpoint", checkpoint, "--json", str(tmp_path)], "is a folder"),
+             (["evaluate", "--checkpoint", checkpoint, "--json", str(tmp_path / "r.csv")], "expected a .json"),
+             (["train", "--out", str(tmp_path / "a_file")], "is a file, not a folder")]
+    for argv, message in cases:
+        status, errors = run_main(argv, capsys)
+        assert status == 1 and len(errors) == 1 and message in errors[0], (argv, errors)
+
+
+def test_missing_checkpoint_and_missing_data_are_one_line_errors(tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(tmp_path / "nope.npz")]) == 1
+    assert main(["evaluate", "--checkpoint", str(tmp_path)]) == 1
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    assert main(["generate", "--checkpoint", str(tmp_path / "notes.txt")]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3
+    assert "nope.npz: checkpoint not found" in errors[0]
+    assert "is a folder, not a checkpoint" in errors[1]
+    assert "notes.txt" in errors[2]
+
+
+def test_missing_data_and_nothing_to_resume_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--data", str(tmp_path)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2
+    assert "no such file or folder" in errors[0]
+    assert "nothing to resume" in errors[1]
+
+
+@pytest.mark.parametrize("command, module", [("train", "tqdm"), ("train", "music21"), ("generate", "matplotlib")])
+def test_a_missing_optional_dependency_names_the_extra(command, module, tmp_path, capsys, monkeypatch):
+    real_find_spec = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *args: None if name == module else real_find_spec(name, *args))
+    argv = {"train": ["train", "--out", str(tmp_path / "run")],
+            "generate": ["generate", "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5])),
+                         "--plot", "--out", str(tmp_path / "g.mid")]}[command]
+    status, errors = run_main(argv, capsys)
+    assert status == 1 and errors == [f"deeprnn {command}: error: the Python package {module} is missing: "
+                                      "install the music extra (pip install -e '.[music]')"]
+
+
+def test_a_missing_dependency_found_late_is_still_one_line(tmp_path, capsys, monkeypatch):
+    def needs_tqdm(args):
+        raise ModuleNotFoundError("No module named 'tqdm'", name="tqdm")
+    monkeypatch.setitem(cli.COMMANDS, "show", needs_tqdm)
+    status, errors = run_main(["show", str(tmp_path)], capsys)
+    assert status == 1 and errors == ["deeprnn show: error: the Python package tqdm is missing: install the music "
+                                      "extra (pip install -e '.[music]')"]
+
+
+def test_checkpoint_messages_state_the_epoch_each_file_holds(tmp_path, capsys):
+    fake_checkpoint(tmp_path / "best.npz", 2, [1.6, 1.4, 1.5])
+    fake_checkpoint(tmp_path / "last.npz", 3, [1.6, 1.4, 1.5])
+    assert main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "best.npz" in out[0] and "epoch 2, val_loss 1.4000" in out[0]
+    assert "last.npz" in out[1] and "epoch 3, val_loss 1.5000" in out[1]
 
 
 @pytest.mark.skipif(backend.cupy_or_none() is not None, reason="a GPU is present: --device gpu is valid here")
@@ -21,19 +174,3 @@ def test_device_gpu_without_a_gpu_is_one_line_and_exit_status_2(command):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device gpu needs CuPy and a CUDA GPU" in lines[0]
     assert "Traceback" not in result.stderr
-
-
-def test_missing_checkpoint_and_missing_data_are_one_line_errors(tmp_path, capsys):
-    assert main(["generate", "--checkpoint", str(tmp_path / "nope.npz")]) == 1
-    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
-    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--data", str(tmp_path)]) == 1
-    errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3
-    assert "checkpoint not found" in errors[0]
-    assert "no such file or folder" in errors[1]
-    assert "nothing to resume" in errors[2]
-
-
-def test_bad_flag_values_are_refused_before_any_work(tmp_path, capsys):
-    assert main(["train", "--dropout", "1.5", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 1
-    assert "--dropout must be in [0, 1)" in capsys.readouterr().err
