@@ -17,10 +17,11 @@ def new_figure(width, height):
     return figure
 
 
-def save(figure, path):
+def save(figure, path, layout=True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
+    if layout:
+        figure.tight_layout()
     figure.savefig(path)
     return path
 
@@ -57,30 +58,62 @@ def plot_events(events, path, title="", steps_per_quarter=4, primer_end=None):
     return plot_piano_roll(events, path, title, primer_end)
 
 
-def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None):
-    """One row per drum class (kick at the bottom), one column per grid step; darker = louder; bar lines."""
+def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None, bars_per_row=4, beats_per_bar=4):
+    """The drum grid wrapped like a score: ``bars_per_row`` bars a row, one line per drum class (kick at the
+    bottom), a dot per hit, its size and shade the hit's velocity; the primer (the first ``primer_end`` quarter
+    notes, when given) in grey on a shaded background, the generated part in colour. Events start on a downbeat."""
+    import numpy
+    from matplotlib.lines import Line2D
+
+    hits = [(int(round(event.start * steps_per_quarter)), PITCH_TO_CLASS[min(max(event.pitch, 0), 127)],
+             event.velocity) for event in events]
+    hits = numpy.array([hit for hit in hits if hit[1] >= 0], dtype=float).reshape(-1, 3)
+    step, drum_class, velocity = hits.T
+    bar = beats_per_bar * steps_per_quarter
+    row_length = bars_per_row * bar
+    primer_steps = int(round(primer_end * steps_per_quarter)) if primer_end else 0
+    total = max(int(step.max()) + 1 if len(step) else 1, primer_steps)
+    rows = -(-total // row_length)
+
+    figure = new_figure(11, 1.0 + 1.75 * rows)
+    inch = 1 / figure.get_figheight()  # figure coordinates of one inch, to place the title, legend and note
+    figure.suptitle(title, y=1 - 0.08 * inch, va="top")
+    for row, axes in enumerate(figure.subplots(rows, 1, squeeze=False)[:, 0]):
+        first = row * row_length
+        axes.axvspan(-0.5, primer_steps - first - 0.5, color="tab:grey", alpha=0.15, linewidth=0)
+        for x in range(0, row_length + 1, steps_per_quarter):
+            axes.axvline(x - 0.5, color="black", linewidth=0.8 if x % bar == 0 else 0.3, alpha=0.5)
+        in_row = (step >= first) & (step < first + row_length)
+        for part, colours in ((step < primer_steps, "Greys"), (step >= primer_steps, "Oranges")):
+            chosen = in_row & part
+            axes.scatter(step[chosen] - first, drum_class[chosen], s=velocity_size(velocity[chosen]),
+                         c=velocity[chosen], cmap=colours, vmin=-40, vmax=127, edgecolors="black", linewidths=0.3)
+        axes.set_xlim(-0.5, row_length - 0.5)
+        axes.set_ylim(-0.7, len(DRUM_CLASS_NAMES) - 0.3)
+        axes.set_yticks(range(len(DRUM_CLASS_NAMES)), DRUM_CLASS_NAMES, fontsize=7)
+        axes.set_xticks(range(0, row_length, bar), [f"bar {first // bar + index + 1}"
+                                                    for index in range(bars_per_row)], fontsize=8, ha="left")
+        axes.tick_params(axis="x", length=0)
+    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor="tab:orange", markeredgecolor="black",
+                      markersize=8, label="generated")]
+    if primer_steps:
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="grey", markeredgecolor="black",
+                              markersize=8, label="primer (shaded)"))
+    handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
+                       markersize=velocity_size(value) ** 0.5, label=f"velocity {value}") for value in (30, 80, 127)]
+    figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8,
+                  bbox_to_anchor=(0.5, 1 - 0.38 * inch))
+    figure.text(0.5, 0.003, f"one column per 16th note; thick lines: bars, thin: beats ({steps_per_quarter} steps)",
+                ha="center", va="bottom", fontsize=8)
+    figure.tight_layout(rect=(0, 0.25 * inch, 1, 1 - 0.6 * inch))
+    return save(figure, path, layout=False)
+
+
+def velocity_size(velocity):
+    """Marker area in points^2 for a MIDI velocity: area grows with loudness, a soft ghost note still visible."""
     import numpy
 
-    steps = [int(round(event.start * steps_per_quarter)) for event in events]
-    width = max(steps) + 1 if steps else 1
-    grid = numpy.zeros((len(DRUM_CLASS_NAMES), width))
-    for step, event in zip(steps, events):
-        drum_class = PITCH_TO_CLASS[min(max(event.pitch, 0), 127)]
-        if drum_class >= 0:
-            grid[drum_class, step] = max(grid[drum_class, step], event.velocity)
-    figure = new_figure(min(max(6, width / 16), 24), 3.2)
-    axes = figure.add_subplot()
-    axes.imshow(grid, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=127, interpolation="nearest")
-    bar = 4 * steps_per_quarter
-    for x in range(0, width + 1, bar):
-        axes.axvline(x - 0.5, color="tab:red", linewidth=0.6, alpha=0.6)
-    if primer_end:
-        axes.axvspan(-0.5, primer_end * steps_per_quarter - 0.5, color="tab:blue", alpha=0.12, label="primer")
-        axes.legend(loc="upper right")
-    axes.set_yticks(range(len(DRUM_CLASS_NAMES)), DRUM_CLASS_NAMES)
-    axes.set_xlabel(f"16th-note step (red: every {bar} steps)")
-    axes.set_title(title)
-    return save(figure, path)
+    return 6 + 110 * (numpy.asarray(velocity, dtype=float) / 127) ** 2
 
 
 def plot_piano_roll(events, path, title="", primer_end=None):
