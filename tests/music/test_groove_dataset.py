@@ -199,3 +199,80 @@ def test_no_network_gives_an_error_that_mentions_data_dir(tmp_path):
     with pytest.raises(groove.GrooveDataError, match="--data DIR"):
         groove.download(tmp_path / "cache", url=f"http://127.0.0.1:{port}/groove.zip", size=1, sha256="0" * 64,
                         timeout=5)
+
+
+# --- hostile datasets: info.csv rows and zip bombs ---------------------------------------------------------------
+@pytest.mark.parametrize("row, reason", [
+    ("d,s,1,rock,100,beat,4-4,../../outside.mid,x.wav,12.5,train", "'../../outside.mid' is outside the dataset"),
+    ("d,s,1,rock,100,beat,4-4,/etc/passwd,x.wav,12.5,train", "'/etc/passwd' is outside the dataset"),
+    ("d,s,1,rock,fast,beat,4-4,a.mid,x.wav,12.5,train", "bpm 'fast' must be an integer"),
+    ("d,s,1,rock,0,beat,4-4,a.mid,x.wav,12.5,train", "bpm 0 must be > 0"),
+    ("d,s,1,rock,100,beat,4-4,a.mid,x.wav,nan,train", "duration nan finite"),
+    ("d,s,1,rock,100,beat,4-4,a.mid,x.wav,12.5,holdout", "split 'holdout' is not one of"),
+    ("d,s,1,rock,100", "fields do not match the header"),
+])
+def test_a_bad_info_csv_row_is_one_error_naming_the_file_and_line(tmp_path, row, reason):
+    root = make_fake_groove_folder(tmp_path / "groove")
+    with open(root / "info.csv", "a", encoding="utf-8") as handle:
+        handle.write(row + "\n")
+    with pytest.raises(groove.GrooveDataError, match=reason) as caught:
+        groove.load(root)
+    assert str(caught.value).startswith(f"{root / 'info.csv'}:5:")  # header, three good rows, then this one
+
+
+def test_a_row_may_not_reach_outside_through_a_symlink(tmp_path):
+    root = make_fake_groove_folder(tmp_path / "groove")
+    (tmp_path / "secret.mid").write_bytes(MIDI_STUB)
+    (root / "link.mid").symlink_to(tmp_path / "secret.mid")
+    with open(root / "info.csv", "a", encoding="utf-8") as handle:
+        handle.write("d,s,1,rock,100,beat,4-4,link.mid,x.wav,12.5,train\n")
+    with pytest.raises(groove.GrooveDataError, match="'link.mid' is outside the dataset folder"):
+        groove.load(root)
+
+
+def zeros_zip(size: int) -> bytes:
+    """A zip bomb: an info.csv and `size` zero bytes, deflated about 1000:1."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("groove/info.csv", INFO_HEADER)
+        with archive.open("groove/zeros.mid", "w", force_zip64=True) as member:
+            block = bytes(1 << 24)
+            for _ in range(size >> 24):
+                member.write(block)
+    return buffer.getvalue()
+
+
+def test_a_zip_over_the_size_limit_is_refused_before_anything_is_written(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    bomb.write_bytes(zeros_zip(64 << 20))
+    assert bomb.stat().st_size < 100_000
+    # 64 MiB of zeros and the few bytes of info.csv
+    with pytest.raises(groove.UnsafeArchiveError, match=rf"extract 6710\d{{4}} bytes, more than the limit of {32 << 20}"):
+        groove.extract_zip(bomb, tmp_path / "cache" / "out", max_bytes=32 << 20)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_zip_with_too_many_members_is_refused(tmp_path):
+    many = tmp_path / "many.zip"
+    many.write_bytes(zip_bytes({f"groove/{index}.mid": b"" for index in range(30)}))
+    with pytest.raises(groove.UnsafeArchiveError, match="30 members, more than the limit of 20"):
+        groove.extract_zip(many, tmp_path / "out", max_members=20)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zip_that_is_not_the_dataset_leaves_nothing_in_the_cache(tmp_path):
+    other = tmp_path / "photos.zip"
+    other.write_bytes(zip_bytes({"photo.jpg": b"\xff\xd8"}))
+    with pytest.raises(groove.GrooveDataError, match="no info.csv"):
+        groove.load(other)
+    assert not (tmp_path / "deeprnn-data").exists() or not any((tmp_path / "deeprnn-data").iterdir())
+
+
+@pytest.mark.slow
+def test_a_1_mb_zip_of_1_gib_of_zeros_is_refused_with_the_default_limit(tmp_path):
+    bomb = tmp_path / "groove.zip"
+    bomb.write_bytes(zeros_zip(1 << 30))
+    assert bomb.stat().st_size < 2 << 20
+    with pytest.raises(groove.UnsafeArchiveError, match="more than the limit"):
+        groove.load(bomb)
+    assert not (tmp_path / "deeprnn-data").exists() or not any((tmp_path / "deeprnn-data").rglob("*"))
