@@ -13,7 +13,7 @@ What is timed (the models are those of benchmarks/cpu_models.py, built the same 
   keras: Keras 3 on the torch backend with the tutorial's settings (recurrent dropout leaves cuDNN).
 - lstm-only: the two LSTM layers alone, forward + backward (the figure docs/performance notes quote for cuDNN).
 - generate: milliseconds per generated token, batch 1: ``-state`` carries the recurrent states (one step per
-  layer per token: deeprnn.pipeline.StackRunner, nn.LSTM with (h, c)); ``-window`` is the tutorial's loop (the
+  layer per token: deeprnn.pipeline.stateful_twin, nn.LSTM with (h, c)); ``-window`` is the tutorial's loop (the
   model re-run on the last 100 tokens for every token).
 
 Our batches and the torch twin's are moved to the GPU once; Keras gets NumPy per step, as the tutorial feeds it.
@@ -59,7 +59,7 @@ NOTES = {
     ("lstm-only", "ours-fused"): "2 x LSTM(256) fwd+bwd, recurrent dropout 0.3",
     ("lstm-only", "ours-fused-no-recurrent-dropout"): "2 x LSTM(256) fwd+bwd, no dropout",
     ("lstm-only", "torch"): "nn.LSTM(num_layers=2) fwd+bwd, cuDNN",
-    ("generate", "ours-state"): "ms/token, states carried (StackRunner)",
+    ("generate", "ours-state"): "ms/token, states carried (stateful twin)",
     ("generate", "ours-window"): "ms/token, 100-token window re-run (fused kernel)",
     ("generate", "torch-state"): "ms/token, (h, c) carried",
     ("generate", "torch-window"): "ms/token, 100-token window re-run",
@@ -160,19 +160,18 @@ def ours_generate(impl, tokens, warmup):
 
     import cpu_models
     from deeprnn import backend
-    from deeprnn.pipeline.stepping import StackRunner
+    from deeprnn.pipeline.stepping import stateful_twin
     path, sync = ours_setup("ours-fused")
     V, T = cpu_models.TUTORIAL["vocab"], cpu_models.TUTORIAL["seq"]
     model = cpu_models.ours_tutorial()
     window = (numpy.random.default_rng(0).integers(0, V, size=(1, T, 1)) / V).astype("float32")
     state = {"window": window}
     if impl == "ours-state":
-        runner = StackRunner(model)
-        state["states"], state["x"] = runner.zero_states(1), window[:, -1:]
+        twin = stateful_twin(model)
+        state["x"] = window[:, -1:]
 
         def step():   # what generation.generate_carrying_state does per token
-            probs, state["states"] = runner.run(state["x"], state["states"])
-            p = backend.to_numpy(probs)[0, -1]
+            p = backend.to_numpy(twin(state["x"]))[0]
             state["x"] = numpy.array([[[int(p.argmax()) / V]]], dtype="float32")
     else:
         def step():   # the tutorial's loop: predict on the whole window for every note

@@ -254,8 +254,8 @@ class BackupAndRestore(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if not all_finite(self.model, logs, list(logs or {})):
-            warnings.warn(f"BackupAndRestore: epoch {epoch + 1} has NaN or infinite weights or logs; "
-                          f"{self.filepath} keeps epoch {self.saved_epoch}")
+            kept = f"{self.filepath} keeps epoch {self.saved_epoch}" if self.saved_epoch else "nothing written"
+            warnings.warn(f"BackupAndRestore: epoch {epoch + 1} has NaN or infinite weights or logs; {kept}")
             return
         metadata = metadata_for(self.metadata, epoch, logs) or {}
         metadata["training"] = {**metadata.get("training", {}), "epoch": epoch + 1,

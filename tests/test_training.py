@@ -5,6 +5,7 @@ import pytest
 
 import deeprnn as dr
 from deeprnn import backend, layers, optimizers
+from deeprnn.data import PyDataset
 from deeprnn.layers import Variable
 
 
@@ -217,3 +218,121 @@ def test_a_nan_loss_in_a_later_epoch_names_that_epoch():
     x, y = data(4)
     with pytest.raises(dr.NonFiniteLossError, match=r"epoch 2, batch 1 of 1"):
         model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[PoisonWeightsAfterFirstEpoch()])
+
+
+class Batches(PyDataset):
+    """A data source shaped like Keras's PyDataset: a fixed split of (x, y) into batches, reversed every epoch."""
+
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.reversed = False
+        self.epochs_ended = 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        x, y = (self.x[::-1], self.y[::-1]) if self.reversed else (self.x, self.y)
+        return x[rows], y[rows]
+
+    def on_epoch_end(self):
+        self.reversed = not self.reversed
+        self.epochs_ended += 1
+
+
+def test_fit_on_a_pydataset_equals_train_on_batch_over_its_batches_and_calls_on_epoch_end():
+    """Keras's PyDataset: len() batches per epoch, source[i] -> (x, y), on_epoch_end after every epoch."""
+    model = small_model()
+    twin = copy_of(model)
+    x, y = data(10)
+    source = Batches(x, y, 4)
+    history = model.fit(source, epochs=2, verbose=0)
+    expected = []
+    for epoch in range(2):
+        xs, ys = (x, y) if epoch == 0 else (x[::-1], y[::-1])
+        losses = [(twin.train_on_batch(xs[s:s + 4], ys[s:s + 4]), len(xs[s:s + 4])) for s in range(0, 10, 4)]
+        expected.append(sum(loss * n for loss, n in losses) / 10)
+    assert source.epochs_ended == 2
+    assert history.history["loss"] == pytest.approx(expected, rel=1e-6)
+    for got, want in zip(model.get_weights(), twin.get_weights()):
+        numpy.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="do not pass y"):
+        model.fit(source, y, verbose=0)
+
+
+def test_backup_and_restore_resumes_to_the_weights_of_an_uninterrupted_fit(tmp_path):
+    """Keras's BackupAndRestore: fit 2 epochs, or fit 1, then a new fit with the backup: the very same weights,
+    optimizer state and best value (shuffles and dropout masks continue from the saved RNG state)."""
+    x, y = data(10)
+    xv, yv = data(5, seed=1)
+
+    def run(epochs, model, folder):
+        best = dr.callbacks.ModelCheckpoint(folder / "best.npz", monitor="val_loss", save_best_only=True)
+        backup = dr.callbacks.BackupAndRestore(folder / "last.npz", delete_checkpoint=False, state_of=[best])
+        history = model.fit(x, y, epochs=epochs, batch_size=4, validation_data=(xv, yv), verbose=0,
+                            callbacks=[best, backup])
+        return history, best, backup
+
+    (tmp_path / "straight").mkdir()
+    (tmp_path / "resumed").mkdir()
+    straight = small_model(dropout=0.3)
+    dr.set_seed(7)
+    _, straight_best, _ = run(2, straight, tmp_path / "straight")
+
+    first = small_model(dropout=0.3)
+    dr.set_seed(7)
+    run(1, first, tmp_path / "resumed")
+    dr.set_seed(123)  # another process: whatever its RNG, the backup's state is what counts
+    resumed = small_model(seed=42, dropout=0.3)
+    history, resumed_best, backup = run(2, resumed, tmp_path / "resumed")
+    assert backup.restored_epoch == 1 and history.epoch == [1]
+    assert resumed_best.best == straight_best.best
+    for got, want in zip(resumed.get_weights(), straight.get_weights()):
+        numpy.testing.assert_array_equal(got, want)
+    for got, want in zip(resumed.optimizer.get_state(), straight.optimizer.get_state()):
+        numpy.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+
+
+def test_a_run_that_blows_up_stops_with_a_clear_error_and_keeps_the_last_finite_backup(tmp_path):
+    """One batch per epoch; after a good epoch the learning rate is raised until the weights overflow: fit stops
+    naming the epoch before any callback sees them, and both files keep the last finite epoch."""
+    model = small_model()
+    x, y = data(4)
+    best = dr.callbacks.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
+    backup = dr.callbacks.BackupAndRestore(tmp_path / "last.npz", delete_checkpoint=False, state_of=[best])
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[best, backup])
+    good = model.get_weights()
+    model.optimizer.learning_rate = float("inf")  # the next update sends the weights to +-inf
+    with pytest.raises(dr.NonFiniteLossError, match=r"after epoch 2, weight .* is no longer finite"):
+        model.fit(x, y, epochs=5, batch_size=4, verbose=0, callbacks=[best, backup])
+    assert backup.saved_epoch == 1
+    for name in ("best.npz", "last.npz"):
+        saved = dr.load_model(tmp_path / name).get_weights()
+        assert all(numpy.isfinite(w).all() for w in saved)
+        for got, want in zip(saved, good):
+            numpy.testing.assert_array_equal(got, want)
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun_it():
+    model = small_model()
+    budget = dr.callbacks.TimeBudget(minutes=1e-9, log=lambda line: None)
+    history = model.fit(*data(6), epochs=5, batch_size=4, verbose=0, callbacks=[budget])
+    assert history.epoch == [0] and budget.stopped_epoch == 1
+    assert history.history["elapsed"][0] == pytest.approx(history.history["seconds"][0])
+
+
+def test_backup_and_restore_never_writes_non_finite_weights_or_logs(tmp_path):
+    model = small_model()
+    backup = dr.callbacks.BackupAndRestore(tmp_path / "last.npz", delete_checkpoint=False)
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"loss": 1.0})
+    written = (tmp_path / "last.npz").read_bytes()
+    with pytest.warns(UserWarning, match="keeps epoch 1"):
+        backup.on_epoch_end(1, {"loss": float("nan")})
+    weights = model.get_weights()
+    weights[0][0, 0] = numpy.inf
+    model.set_weights(weights)
+    with pytest.warns(UserWarning, match="keeps epoch 1"):
+        backup.on_epoch_end(2, {"loss": 0.5})
+    assert (tmp_path / "last.npz").read_bytes() == written and backup.saved_epoch == 1

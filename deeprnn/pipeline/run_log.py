@@ -12,11 +12,16 @@ import sys
 
 from ..callbacks import Callback
 from ..files import atomic_write_bytes
+from ..model import NonFiniteLossError
 from . import plotting
 
 
 class ValidationScore(Callback):
-    """logs["val_loss"] = the recipe's validation score of the model after each epoch."""
+    """logs["val_loss"] = the recipe's validation score of the model after each epoch.
+
+    A non-finite score (finite weights whose outputs overflow) stops the run there, before any checkpoint of
+    that epoch is written: a NonFiniteLossError.
+    """
 
     def __init__(self, recipe, sequences, config, tokenizer):
         self.recipe, self.sequences, self.config, self.tokenizer = recipe, sequences, config, tokenizer
@@ -24,6 +29,9 @@ class ValidationScore(Callback):
     def on_epoch_end(self, epoch, logs=None):
         total, count = self.recipe.validation_score(self.model, self.sequences, self.config, self.tokenizer)
         logs["val_loss"] = total / count
+        if not math.isfinite(logs["val_loss"]):
+            raise NonFiniteLossError(f"the validation loss is {logs['val_loss']} after epoch {epoch + 1} (the "
+                                     "model's outputs overflowed); training stopped")
 
 
 class RunLog(Callback):

@@ -1,0 +1,86 @@
+"""deeprnn train as Sequential.fit with callbacks: settings checked before any work, a run never overwritten
+unless asked, leftovers of an interrupted save cleaned, and a run that goes non-finite stops without saving it."""
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy
+import pytest
+
+from deeprnn import NonFiniteLossError
+from deeprnn.pipeline import RunExistsError, TrainConfig, train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
+
+
+@pytest.fixture
+def groove(tmp_path, monkeypatch):
+    if not (GROOVE / "info.csv").is_file():
+        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE} (set DEEPRNN_GROOVE to its folder)")
+    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))  # the token cache, never the shared folder
+    return str(GROOVE)
+
+
+def tiny(groove, **changes):
+    settings = dict(data=groove, max_files=3, units=6, layers=1, embedding_dim=4, seq_len=16, batch_size=8,
+                    epochs=1)
+    return TrainConfig(**{**settings, **changes})
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(clipnorm=-1.0), "--clipnorm must be a finite number >= 0, got -1.0"),
+    (dict(lr=math.nan), "--lr must be a finite number > 0, got nan"),
+    (dict(lr=0.0), "--lr must be a finite number > 0, got 0.0"),
+    (dict(lr="fast"), "--lr must be a finite number > 0, got 'fast'"),
+    (dict(units=2.7), "--units must be an integer >= 1, got 2.7"),
+    (dict(layers=True), "--layers must be an integer >= 1, got True"),
+    (dict(seq_len=0), "--seq-len must be an integer >= 1, got 0"),
+    (dict(dropout=1.0), "--dropout must be a finite number >= 0 and < 1, got 1.0"),
+    (dict(time_budget=math.inf), "--time-budget must be a finite number > 0, got inf"),
+    (dict(seed=-1), "--seed must be an integer >= 0, got -1"),
+    (dict(cell="transformer"), "--cell must be one of"),
+])
+def test_every_setting_is_checked_when_the_config_is_made(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**settings)
+
+
+def test_a_folder_that_holds_a_run_is_refused_unless_resumed_or_overwritten(groove, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(groove), out, progress=False, log=lambda line: None)
+    first = (out / "last.npz").read_bytes()
+    with pytest.raises(RunExistsError, match=r"holds a training run \(last.npz, best.npz.*--resume.*--overwrite"):
+        train(tiny(groove), out, progress=False, log=lambda line: None)
+    assert (out / "last.npz").read_bytes() == first, "a refused run must not touch the files"
+    with pytest.raises(ValueError, match="give one of them"):
+        train(tiny(groove), out, resume=True, overwrite=True, progress=False, log=lambda line: None)
+
+    # an interrupted save left its temporary file; the next start removes it
+    (out / ".tmp-abc123.part").write_bytes(b"half a checkpoint")
+    result = train(tiny(groove, seed=3), out, overwrite=True, progress=False, log=lambda line: None)
+    assert not (out / ".tmp-abc123.part").exists()
+    assert result.epochs_done == 1 and (out / "last.npz").read_bytes() != first
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 2, "the old run's history is gone"
+
+
+def test_a_run_whose_outputs_overflow_stops_with_a_clear_error_and_writes_no_checkpoint(groove, tmp_path):
+    """One batch per epoch and a learning rate that blows the first update up."""
+    out = tmp_path / "run"
+    lines = []
+    with pytest.raises(NonFiniteLossError, match=r"after epoch 1.*no checkpoint was written; lower --lr"):
+        train(tiny(groove, lr=1e38, clipnorm=0.0, batch_size=100000, epochs=3), out, progress=False,
+              log=lines.append)
+    assert not (out / "last.npz").exists() and not (out / "best.npz").exists()
+
+
+def test_the_history_of_a_resumed_run_continues_and_best_is_the_minimum(groove, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(groove, epochs=1), out, progress=False, log=lambda line: None)
+    result = train(tiny(groove, epochs=3), out, resume=True, progress=False, log=lambda line: None)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    losses = [row["val_loss"] for row in result.history]
+    assert result.best == min(losses) and result.best_epoch == 1 + int(numpy.argmin(losses))
+    assert result.history[-1]["elapsed"] == pytest.approx(sum(row["seconds"] for row in result.history))
