@@ -267,9 +267,8 @@ def describe_checkpoint(metadata):
         return text + ", untrained"
     text += f", epoch {epoch}"
     monitor = training.get("monitor")
-    scored = [row for row in training.get("history", []) if row.get("epoch") == epoch and monitor in row]
-    if scored:
-        text += f", {monitor} {scored[0][monitor]:.4f}"
+    if isinstance(training.get(monitor), (int, float)):
+        text += f", {monitor} {training[monitor]:.3f}"
     return text
 
 

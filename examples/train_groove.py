@@ -3,6 +3,7 @@
     python examples/train_groove.py --out runs/groove                  # the drums recipe, defaults
     python examples/train_groove.py --recipe seed --out runs/seed      # the tutorial as written
     python examples/train_groove.py --out runs/groove --resume         # continue after Ctrl-C
+    python examples/train_groove.py --out runs/groove --overwrite      # start that folder's run over
 
 Every flag: ``python examples/train_groove.py --help``.
 """

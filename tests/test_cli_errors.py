@@ -27,13 +27,12 @@ def run_program(*argv):
     return subprocess.run([sys.executable, "-m", "deeprnn", *argv], capture_output=True, text=True, cwd=REPO_ROOT)
 
 
-def fake_checkpoint(path, epoch, val_losses):
+def fake_checkpoint(path, epoch, val_loss):
     """A small model file with the metadata `deeprnn train` writes: what the CLI reads to describe a checkpoint."""
     model = deeprnn.Sequential([layers.Input((3,)), layers.Dense(2)])
     model.build((None, 3))
-    history = [{"epoch": index + 1, "loss": 2.0, "val_loss": value} for index, value in enumerate(val_losses)]
     model.save(path, metadata={"config": {"recipe": "drums", "layers": 2, "cell": "lstm", "units": 16},
-                               "training": {"epoch": epoch, "history": history, "monitor": "val_loss"}})
+                               "training": {"epoch": epoch, "monitor": "val_loss", "val_loss": val_loss}})
     return path
 
 
@@ -90,7 +89,7 @@ def test_every_command_has_a_description(command, capsys):
 ])
 def test_contradicting_flags_are_an_error_not_silently_resolved(argv, message, tmp_path, capsys):
     if argv[0] == "generate":
-        argv = [*argv, "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5]))]
+        argv = [*argv, "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, 1.5))]
     status, errors = run_main(argv, capsys)
     assert status != 0 and len(errors) == 1 and message in errors[0], errors
 
@@ -98,7 +97,7 @@ def test_contradicting_flags_are_an_error_not_silently_resolved(argv, message, t
 def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the output path was checked")
-    checkpoint = str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5]))
+    checkpoint = str(fake_checkpoint(tmp_path / "best.npz", 1, 1.5))
     monkeypatch.setattr(cli, "require_modules", no_work)  # the last check before the work
     (tmp_path / "a_file").write_text("")
     cases = [(["generate", "--checkpoint", checkpoint, "--out", str(tmp_path)], "is a folder"),
@@ -139,7 +138,7 @@ def test_a_missing_optional_dependency_names_the_extra(command, module, tmp_path
     monkeypatch.setattr(cli.importlib.util, "find_spec",
                         lambda name, *args: None if name == module else real_find_spec(name, *args))
     argv = {"train": ["train", "--out", str(tmp_path / "run")],
-            "generate": ["generate", "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, [1.5])),
+            "generate": ["generate", "--checkpoint", str(fake_checkpoint(tmp_path / "best.npz", 1, 1.5)),
                          "--plot", "--out", str(tmp_path / "g.mid")]}[command]
     status, errors = run_main(argv, capsys)
     assert status == 1 and errors == [f"deeprnn {command}: error: the Python package {module} is missing: "
@@ -156,12 +155,12 @@ def test_a_missing_dependency_found_late_is_still_one_line(tmp_path, capsys, mon
 
 
 def test_checkpoint_messages_state_the_epoch_each_file_holds(tmp_path, capsys):
-    fake_checkpoint(tmp_path / "best.npz", 2, [1.6, 1.4, 1.5])
-    fake_checkpoint(tmp_path / "last.npz", 3, [1.6, 1.4, 1.5])
+    fake_checkpoint(tmp_path / "best.npz", 2, 1.4)
+    fake_checkpoint(tmp_path / "last.npz", 3, 1.5)
     assert main(["show", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "best.npz" in out[0] and "epoch 2, val_loss 1.4000" in out[0]
-    assert "last.npz" in out[1] and "epoch 3, val_loss 1.5000" in out[1]
+    assert "best.npz" in out[0] and "epoch 2, val_loss 1.400" in out[0]
+    assert "last.npz" in out[1] and "epoch 3, val_loss 1.500" in out[1]
 
 
 @pytest.mark.skipif(backend.cupy_or_none() is not None, reason="a GPU is present: --device gpu is valid here")
