@@ -128,14 +128,14 @@ def check_layer_gradients(layer, x, seed=0, h=1e-6, training=True, initial_state
 
     upstream = projections if isinstance(outputs, list) else projections[0]
     result = layer.backward(upstream, cache)
-    dx, grads = result[0], result[1]
+    dx, grads = result.dx, result.grads
     errors = {}
     for variable, grad in zip(layer.trainable_variables, grads):
         errors[variable.name] = _compare(grad, numerical_gradient(loss, variable.value, h), None)
     if x.dtype.kind == "f":
         errors["input"] = _compare(dx, numerical_gradient(loss, x, h), None)
     if initial_state is not None:
-        for k, (state, d_state) in enumerate(zip(initial_state, result[2])):
+        for k, (state, d_state) in enumerate(zip(initial_state, result.d_initial_state)):
             errors[f"initial_state[{k}]"] = _compare(d_state, numerical_gradient(loss, state, h), None)
     restore_states()
     return errors

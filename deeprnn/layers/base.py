@@ -3,14 +3,23 @@
 A layer is a pair of functions, as in CS231n's ``rnn_layers.py``:
 
     y, cache = layer.forward(x, training)      # cache: exactly what backward needs
-    dx, grads = layer.backward(dy, cache)      # grads: aligned with layer.trainable_variables
+    dx, grads, d_initial_state = layer.backward(dy, cache)      # a ``Backward``
+
+``Backward.grads`` is aligned with ``layer.trainable_variables``; ``d_initial_state`` is the gradient of a recurrent
+layer's initial state (a tuple like the state) and None for every other layer.
 
 ``forward`` never mutates the layer; state changes that training makes (BatchNormalization's moving statistics)
 are returned in the cache and applied by ``layer.update_state(cache)`` after the optimizer step, so a gradient
 check can call forward as often as it likes.
 """
+from collections import namedtuple
+
 from .. import backend
 from .. import initializers as initializers_module
+
+Backward = namedtuple("Backward", "dx grads d_initial_state", defaults=(None,))
+Backward.__doc__ = """What every layer's ``backward`` returns: the input gradient, the weight gradients (aligned with
+``trainable_variables``) and, for a recurrent layer, the initial state's gradient (None elsewhere)."""
 
 
 class Variable:
@@ -100,7 +109,7 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy, cache):
-        """Return ``(dx, grads)``, ``grads`` aligned with ``trainable_variables``."""
+        """Return a ``Backward(dx, grads)``, ``grads`` aligned with ``trainable_variables``."""
         raise NotImplementedError
 
     def update_state(self, cache):

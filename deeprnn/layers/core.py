@@ -10,7 +10,7 @@ from collections import namedtuple
 
 from .. import activations
 from ..backend import array_module
-from .base import Layer
+from .base import Backward, Layer
 
 DenseCache = namedtuple("DenseCache", "x z y")
 ActivationCache = namedtuple("ActivationCache", "z y")
@@ -87,7 +87,7 @@ class Dense(Layer):
         dW = x2.T @ dz2
         dx = dz @ self.W.value.T
         grads = [dW, dz2.sum(axis=0)] if self.use_bias else [dW]
-        return dx, grads
+        return Backward(dx, grads)
 
     def get_config(self):
         return {"name": self.name, "units": self.units, "activation": self.activation, "use_bias": self.use_bias}
@@ -105,7 +105,7 @@ class Activation(Layer):
         return y, ActivationCache(x, y)
 
     def backward(self, dy, cache):
-        return activation_backward(self.activation, dy, cache.z, cache.y), []
+        return Backward(activation_backward(self.activation, dy, cache.z, cache.y), [])
 
     def get_config(self):
         return {"name": self.name, "activation": self.activation}

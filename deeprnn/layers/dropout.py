@@ -4,7 +4,7 @@ The mask already holds the 1/(1 - rate) scale, so the backward is one line: dx =
 See docs/dropout.md.
 """
 from .. import backend
-from .base import Layer
+from .base import Backward, Layer
 
 
 class Dropout(Layer):
@@ -22,7 +22,7 @@ class Dropout(Layer):
 
     def backward(self, dy, cache):
         mask = cache
-        return (dy if mask is None else dy * mask), []
+        return Backward(dy if mask is None else dy * mask, [])
 
     def get_config(self):
         return {"name": self.name, "rate": self.rate}

@@ -4,7 +4,7 @@ Backward: dE[k] = sum of dy[b, t] over the positions where x[b, t] == k (a scatt
 See docs/embedding.md.
 """
 from .. import backend
-from .base import Layer
+from .base import Backward, Layer
 
 
 class Embedding(Layer):
@@ -41,7 +41,7 @@ class Embedding(Layer):
         xp = backend.array_module(dy)
         dE = xp.zeros_like(self.E.value)
         backend.scatter_add(dE, x.reshape(-1), dy.reshape(-1, self.output_dim))
-        return None, [dE]
+        return Backward(None, [dE])
 
     def get_config(self):
         return {"name": self.name, "input_dim": self.input_dim, "output_dim": self.output_dim}

@@ -8,7 +8,7 @@ See docs/batch-normalization.md.
 """
 from collections import namedtuple
 
-from .base import Layer
+from .base import Backward, Layer
 
 BatchNormCache = namedtuple("BatchNormCache", "x_hat inv_std count mean var training")
 
@@ -68,7 +68,7 @@ class BatchNormalization(Layer):
                                         - cache.x_hat * (dx_hat * cache.x_hat).sum(axis=axes))
         else:
             dx = dx_hat * cache.inv_std
-        return dx, grads
+        return Backward(dx, grads)
 
     def update_state(self, cache):
         if not cache.training:
