@@ -17,6 +17,30 @@ OPTIONS = {
 }
 
 
+def can_fuse(layer):
+    """True when ``implementation="fused"`` can run this built recurrent layer on arrays like its weights."""
+    saved, layer.implementation = layer.implementation, "auto"
+    try:
+        return layer.select_kernel(layer.W.value) is not None
+    finally:
+        layer.implementation = saved
+
+
+def set_implementation(model, implementation):
+    """Every recurrent layer of ``model`` runs ``implementation``; with "fused", the layers that have no kernel for
+    this call run "reference" (a GRU next to an LSTM). Returns the model."""
+    for layer in model.layers:
+        if isinstance(layer, layers.RNN):
+            layer.implementation = "reference" if implementation == "fused" and not can_fuse(layer) else implementation
+    return model
+
+
+def implementations(model):
+    """"reference", and "fused" when a recurrent layer of ``model`` has a kernel: every path to hold to a gold."""
+    fusable = any(isinstance(layer, layers.RNN) and can_fuse(layer) for layer in model.layers)
+    return ["reference", "fused"] if fusable else ["reference"]
+
+
 def tutorial_model(units=8, vocab=6, rate=0.3):
     """The tutorial's architecture, narrow; ``rate`` is every dropout and recurrent dropout."""
     model = dr.Sequential([

@@ -1,9 +1,10 @@
 """The fast paths compute what the readable reference computes.
 
-- ``deeprnn/kernels/cpu_lstm.py`` (the fused NumPy LSTM) against ``LSTM.step_forward/step_backward`` and the BPTT
-  loops of ``layers/recurrent.py``: outputs, final states and every gradient (weights, input, initial state), on
-  random inputs over each option the kernel claims, with the same dropout masks (the generator is reseeded before
-  each path); and on its own, against central differences in float64.
+- ``implementation="fused"`` (``deeprnn/kernels/cpu_lstm.py``, the fused NumPy LSTM) against
+  ``implementation="reference"`` (``LSTM.step_forward/step_backward`` and the BPTT loops of ``layers/recurrent.py``):
+  outputs, final states and every gradient (weights, input, initial state), on random inputs over each option, with
+  the same dropout masks (the generator is reseeded before each path); and on its own, against central differences
+  in float64. Every comparison asserts which code ran (``SequenceCache.implementation`` and ``.kernel``).
 - The in-place Adam update against the plain formula of the docstring; ``activations.sigmoid`` (SciPy's expit on
   NumPy arrays) against the stable formula it replaced.
 """
@@ -16,11 +17,11 @@ import numpy
 import pytest
 
 import deeprnn as dr
-from deeprnn import backend, kernels, layers, optimizers
+from deeprnn import backend, layers, optimizers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
 from deeprnn.kernels import cpu_lstm
-from deeprnn.layers.recurrent import SequenceCache
-from lstm_cases import OPTIONS, drums_model, tutorial_batch, tutorial_model
+from deeprnn.layers.recurrent import FusedUnavailable
+from lstm_cases import OPTIONS, drums_model, set_implementation, tutorial_batch, tutorial_model
 
 # norm-wise relative error (gradcheck.relative_error) of the fast path against the reference
 TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
@@ -39,19 +40,17 @@ def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, trai
     layer.ensure_built(x.shape)
     state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(2)] if initial_state else None
     results = {}
-    for path in ("fast", "reference"):
-        kernels.enabled = path == "fast"
-        try:
-            backend.set_seed(seed + 2)   # the same dropout masks on both paths
-            outputs, cache = layer.forward(x, training=training, initial_state=state)
-            assert isinstance(cache, cpu_lstm.LSTMKernelCache if path == "fast" else SequenceCache), path
-            outputs = outputs if isinstance(outputs, list) else [outputs]
-            upstream_rng = numpy.random.default_rng(seed + 3)
-            upstream = [upstream_rng.normal(size=o.shape).astype(dtype) for o in outputs]
-            dx, grads, d_initial = layer.backward(upstream if layer.return_state else upstream[0], cache)
-        finally:
-            kernels.enabled = True
-        results[path] = (outputs, dx, grads, d_initial)
+    for path, implementation in (("fast", "fused"), ("reference", "reference")):
+        layer.implementation = implementation
+        backend.set_seed(seed + 2)   # the same dropout masks on both paths
+        outputs, cache = layer.forward(x, training=training, initial_state=state)
+        assert cache.implementation == implementation
+        assert cache.kernel is (cpu_lstm if path == "fast" else None)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        upstream_rng = numpy.random.default_rng(seed + 3)
+        upstream = [upstream_rng.normal(size=o.shape).astype(dtype) for o in outputs]
+        result = layer.backward(upstream if layer.return_state else upstream[0], cache)
+        results[path] = (outputs, result.dx, result.grads, result.d_initial_state)
     return results
 
 
@@ -101,38 +100,35 @@ def test_fused_lstm_stateful_carries_the_same_states():
     dr.set_seed(0)
     x = numpy.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32")
     states = {}
-    for path in ("fast", "reference"):
-        kernels.enabled = path == "fast"
-        try:
-            dr.set_seed(0)
-            layer = layers.LSTM(5, stateful=True)
-            layer(x)
-            layer(x)
-            states[path] = [numpy.array(s) for s in layer.states]
-        finally:
-            kernels.enabled = True
-    for a, b in zip(states["fast"], states["reference"]):
+    for implementation in ("fused", "reference"):
+        dr.set_seed(0)
+        layer = layers.LSTM(5, stateful=True, implementation=implementation)
+        layer(x)
+        layer(x)
+        states[implementation] = [numpy.array(s) for s in layer.states]
+    for a, b in zip(states["fused"], states["reference"]):
         assert relative_error(a, b) < 1e-6
 
 
 def test_backward_leaves_the_cache_reusable():
     """The kernel's backward writes only fresh buffers: a second backward on the same cache gives the same grads."""
     dr.set_seed(0)
-    layer = layers.LSTM(4, recurrent_dropout=0.2, return_sequences=True)
+    layer = layers.LSTM(4, recurrent_dropout=0.2, return_sequences=True, implementation="fused")
     x = numpy.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
     layer.ensure_built(x.shape)
     y, cache = layer.forward(x, training=True)
     dy = numpy.ones_like(y)
     first = layer.backward(dy, cache)
     second = layer.backward(dy, cache)
-    for a, b in zip([first[0], *first[1], *first[2]], [second[0], *second[1], *second[2]]):
+    for a, b in zip([first.dx, *first.grads, *first.d_initial_state],
+                    [second.dx, *second.grads, *second.d_initial_state]):
         numpy.testing.assert_array_equal(a, b)
 
 
 def test_reused_buffers_never_overwrite_a_live_cache_or_output():
     """Workspace buffers are reused only when free: outputs and a cache kept across later calls stay intact."""
     dr.set_seed(0)
-    layer = layers.LSTM(4, recurrent_dropout=0.2, dropout=0.1, return_sequences=True)
+    layer = layers.LSTM(4, recurrent_dropout=0.2, dropout=0.1, return_sequences=True, implementation="fused")
     rng = numpy.random.default_rng(0)
     x1, x2 = (rng.normal(size=(2, 5, 3)).astype("float32") for _ in range(2))
     layer.ensure_built(x1.shape)
@@ -140,13 +136,14 @@ def test_reused_buffers_never_overwrite_a_live_cache_or_output():
     backend.set_seed(1)
     y1, cache1 = layer.forward(x1, training=True)
     y1_copy = y1.copy()
-    expected = [a.copy() for a in (layer.backward(dy, cache1)[0], *layer.backward(dy, cache1)[1])]
+    first = layer.backward(dy, cache1)
+    expected = [a.copy() for a in (first.dx, *first.grads)]
     for _ in range(3):   # later calls while y1 and cache1 are alive, as a gradient check makes them
         y2, cache2 = layer.forward(x2, training=True)
         layer.backward(dy, cache2)
     numpy.testing.assert_array_equal(y1, y1_copy)
     again = layer.backward(dy, cache1)
-    for a, b in zip(expected, (again[0], *again[1])):
+    for a, b in zip(expected, (again.dx, *again.grads)):
         numpy.testing.assert_array_equal(a, b)
 
 
@@ -171,44 +168,87 @@ def test_workspace_reuses_a_free_buffer():
 def test_fused_lstm_gradients_equal_central_differences_float64(float64, option):
     """Fused LSTM: analytic gradients (W, U, b, x, h_0, c_0) equal central differences to 1e-6 in float64."""
     dr.set_seed(3)
-    layer = layers.LSTM(4, **OPTIONS[option])
+    layer = layers.LSTM(4, implementation="fused", **OPTIONS[option])
     rng = numpy.random.default_rng(4)
     x = rng.normal(size=(2, 5, 3))
     initial = [rng.normal(size=(2, 4)) for _ in range(2)]
     layer.ensure_built(x.shape)
-    assert cpu_lstm.supports(layer, x, True)
+    assert layer.select_kernel(x) is cpu_lstm
     errors = check_layer_gradients(layer, x, seed=5, initial_state=initial)
     assert set(errors) >= {"input", "initial_state[0]", "initial_state[1]"}
     assert max(errors.values()) < 1e-6, errors
 
 
 # -- selection -------------------------------------------------------------------------------------------------------
-def test_kernel_claims_only_what_it_computes():
-    """Unsupported cases (another activation, another cell, a dtype mismatch) run the reference loops."""
+def test_auto_takes_the_kernel_only_where_it_computes_the_same_thing():
+    """'auto' runs the kernel for a tanh/sigmoid LSTM on NumPy input of the weights' dtype, the reference otherwise."""
     x = numpy.zeros((2, 3, 4), "float32")
     relu_lstm = layers.LSTM(3, activation="relu")
     relu_lstm.ensure_built(x.shape)
-    assert kernels.select(relu_lstm, x, True) is None
+    assert relu_lstm.select_kernel(x) is None
     _, cache = relu_lstm.forward(x, training=True)
-    assert isinstance(cache, SequenceCache)
+    assert cache.implementation == "reference"
     gru = layers.GRU(3)
     gru.ensure_built(x.shape)
-    assert not cpu_lstm.supports(gru, x, True)
+    assert gru.select_kernel(x) is None
     lstm = layers.LSTM(3)
     lstm.ensure_built(x.shape)
-    assert kernels.select(lstm, x, True) is cpu_lstm
-    assert kernels.select(lstm, x.astype("float64"), True) is None   # weights are float32
-    with kernels.reference():
-        assert kernels.select(lstm, x, True) is None
-    assert kernels.select(lstm, x, True) is cpu_lstm
+    assert lstm.implementation == "auto"
+    assert lstm.select_kernel(x) is cpu_lstm
+    assert lstm.select_kernel(x.astype("float64")) is None   # weights are float32
+    assert lstm.forward(x)[1].kernel is cpu_lstm
 
 
-def test_environment_variable_forces_the_reference():
-    """DEEPRNN_REFERENCE=1 switches every kernel off at import."""
-    code = "import deeprnn.kernels as k; print(k.enabled)"
-    env = dict(os.environ, DEEPRNN_REFERENCE="1")
+def test_reference_always_runs_the_step_functions():
+    """implementation='reference' runs LSTM.step_forward even where a kernel could take the call."""
+    layer = layers.LSTM(3, implementation="reference")
+    x = numpy.zeros((2, 3, 4), "float32")
+    layer.ensure_built(x.shape)
+    assert layer.select_kernel(x) is None
+    _, cache = layer.forward(x, training=True)
+    assert cache.implementation == "reference" and type(cache.loop[0]).__name__ == "LSTMStep"
+
+
+@pytest.mark.parametrize("make, x, reason", [
+    (lambda: layers.LSTM(3, activation="relu", implementation="fused"), numpy.zeros((2, 3, 4), "float32"),
+     "activation='tanh'"),
+    (lambda: layers.GRU(3, implementation="fused"), numpy.zeros((2, 3, 4), "float32"), "no fused kernel"),
+    (lambda: layers.LSTM(3, implementation="fused"), numpy.zeros((2, 3, 4), "float64"), "one dtype"),
+])
+def test_fused_raises_a_clear_error_when_not_eligible(make, x, reason):
+    """implementation='fused' never falls back silently: it names the layer and why the call is not eligible."""
+    layer = make()
+    layer.ensure_built(x.shape)
+    with pytest.raises(FusedUnavailable, match=reason):
+        layer.forward(x)
+
+
+def test_implementation_is_validated_and_saved_in_the_config():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        layers.LSTM(3, implementation="fast")
+    config = layers.LSTM(3, implementation="reference").get_config()
+    assert config["implementation"] == "reference"
+    assert layers.LSTM.from_config(config).implementation == "reference"
+
+
+def test_summary_shows_what_each_recurrent_layer_runs():
+    model = dr.Sequential([layers.Input((5, 2)), layers.LSTM(3, return_sequences=True),
+                           layers.LSTM(3, implementation="reference"), layers.Dense(2)])
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Runs" in text
+    assert [line.split()[-1] for line in lines if line.startswith("lstm")] == ["(cpu_lstm)", "reference"]
+
+
+@pytest.mark.parametrize("value, expected", [("1", "reference"), ("", "auto")])
+def test_environment_variable_makes_reference_the_default(value, expected):
+    """DEEPRNN_REFERENCE=1 at import makes 'reference' the default implementation (an explicit one still wins)."""
+    code = ("import deeprnn as dr; print(dr.layers.LSTM(2).implementation, "
+            "dr.layers.LSTM(2, implementation='fused').implementation)")
+    env = dict(os.environ, DEEPRNN_REFERENCE=value)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == [expected, "fused"]
 
 
 # -- whole models ----------------------------------------------------------------------------------------------------
@@ -226,13 +266,10 @@ def test_whole_model_loss_and_gradients_fast_equal_reference(build, dtype):
         tokens = numpy.random.default_rng(1).integers(0, 9, size=(4, 7))
         x, y = tokens[:, :6], tokens[:, 1:]
     results = {}
-    for path in ("fast", "reference"):
-        kernels.enabled = path == "fast"
-        try:
-            backend.set_seed(11)
-            results[path] = model.loss_and_gradients(x, y, training=True)
-        finally:
-            kernels.enabled = True
+    for path, implementation in (("fast", "fused"), ("reference", "reference")):
+        set_implementation(model, implementation)
+        backend.set_seed(11)
+        results[path] = model.loss_and_gradients(x, y, training=True)
     (loss_fast, grads_fast), (loss_ref, grads_ref) = results["fast"], results["reference"]
     assert abs(loss_fast - loss_ref) <= 10 * TOLERANCE[dtype] * abs(loss_ref)
     for variable, a, b in zip(model.variables, grads_fast, grads_ref):
@@ -244,7 +281,7 @@ def test_whole_model_loss_and_gradients_fast_equal_reference(build, dtype):
 def test_whole_tutorial_model_gradients_on_fast_path_float64(float64):
     """The narrow tutorial model on the fast path: every weight's gradient equals central differences."""
     dr.set_seed(0)
-    model = tutorial_model(units=4, vocab=5)
+    model = set_implementation(tutorial_model(units=4, vocab=5), "fused")
     x, y = tutorial_batch(B=3, T=7, vocab=5)
     errors = check_model_gradients(model, x, y, seed=2, max_checks_per_weight=12)
     assert max(errors.values()) < 1e-6, errors
@@ -254,17 +291,13 @@ def test_training_steps_fast_equal_reference():
     """Three train_on_batch steps (Adam in place) land on the reference path's weights to float32 round-off."""
     x, y = tutorial_batch()
     weights = {}
-    for path in ("fast", "reference"):
-        kernels.enabled = path == "fast"
-        try:
-            dr.set_seed(0)
-            model = tutorial_model()
-            for _ in range(3):
-                model.train_on_batch(x, y)
-            weights[path] = model.get_weights()
-        finally:
-            kernels.enabled = True
-    for a, b in zip(weights["fast"], weights["reference"]):
+    for implementation in ("fused", "reference"):
+        dr.set_seed(0)
+        model = set_implementation(tutorial_model(), implementation)
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        weights[implementation] = model.get_weights()
+    for a, b in zip(weights["fused"], weights["reference"]):
         assert relative_error(a, b) < 1e-5
 
 

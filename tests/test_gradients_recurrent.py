@@ -2,7 +2,9 @@
 
 Each test builds a small layer (B=3, T=4, D=3, H=4) in float64, gives it a random bias (so the bias gradient is
 checked away from zero and Keras's forget-bias 1 does not hide a wrong gate), and checks the gradient of every
-weight, of the input, and of the initial state when one is passed.
+weight, of the input, and of the initial state when one is passed. Every case runs with
+``implementation="reference"`` (the step functions docs/ derives) and, for a cell with a fused kernel, with
+``implementation="fused"`` too; ``build`` asserts which code the layer runs.
 """
 import numpy
 import pytest
@@ -19,13 +21,19 @@ CELLS = {
     "gru_reset_before": lambda **kw: layers.GRU(H, reset_after=False, **kw),
     "lstm": lambda **kw: layers.LSTM(H, **kw),
 }
-cells = pytest.mark.parametrize("cell", sorted(CELLS))
+# "family:implementation": the reference for every cell, the fused path for every cell that has a kernel
+CASES = [f"{name}:{implementation}" for name in sorted(CELLS) for implementation in ("reference", "fused")
+         if implementation == "reference" or CELLS[name]().fused_kernels]
+cells = pytest.mark.parametrize("cell", CASES)
 
 
 def build(cell, seed=0, **kwargs):
-    """A built layer of family ``cell`` with a random bias (any shape: GRU reset_after has (2, 3H))."""
-    layer = CELLS[cell](**kwargs)
+    """A built layer of ``family:implementation`` with a random bias (any shape: GRU reset_after has (2, 3H))."""
+    family, implementation = cell.split(":")
+    layer = CELLS[family](implementation=implementation, **kwargs)
     layer.ensure_built((B, T, D))
+    kernel = layer.select_kernel(backend.to_device(sequence().astype(backend.floatx())))
+    assert (kernel is None) == (implementation == "reference"), f"{cell} runs {kernel}"
     kernel, recurrent_kernel, bias = layer.get_weights()
     rng = numpy.random.default_rng(seed + 100)
     layer.set_weights([kernel, recurrent_kernel, rng.normal(scale=0.5, size=bias.shape)])

@@ -8,7 +8,10 @@ max|deeprnn - keras| / max|keras| <= 1e-5 (the tutorial's architecture: see TUTO
 - every weight (BatchNorm's moving statistics included) after 5 ``train_on_batch`` steps with Adam;
 - ``history['loss']`` per epoch and the final weights after ``fit(shuffle=False, batch_size=32, epochs=2)`` on
   about 100 samples (the last batch is partial).
-Layer-level features (return_state, initial_state, stateful) compare the layer calls directly.
+Layer-level features (return_state, initial_state, stateful) compare the layer calls directly. Every case with a
+recurrent layer is compared once per implementation (``lstm_cases.implementations``): ``"reference"`` (the step
+functions) and, where a kernel exists, ``"fused"``; each sets the layers' ``implementation`` explicitly, so the
+code that ran is the one named (``"fused"`` raises rather than fall back).
 See docs/keras-parity.md for the tolerances and where Keras's own backends disagree.
 """
 import os
@@ -20,12 +23,14 @@ import keras  # noqa: E402  (plain import: CI must fail, not skip, when Keras is
 import numpy  # noqa: E402
 import pytest  # noqa: E402
 
+import deeprnn as dr  # noqa: E402
 from deeprnn import layers as dr_layers  # noqa: E402
 from deeprnn import losses as dr_losses  # noqa: E402
 
 from keras_reference import (KERAS_LOSSES, TOLERANCE, TUTORIAL_GRADIENT_TOLERANCE,  # noqa: E402
-                             TUTORIAL_TRAINED_TOLERANCE, ModelSpec, assert_all_close, assert_close, build_pair,
-                             keras_layer_gradients, keras_loss_and_gradients, make_batch, weight_names)
+                             TUTORIAL_TRAINED_TOLERANCE, ModelSpec, assert_all_close, assert_close, build_deeprnn,
+                             build_pair, keras_layer_gradients, keras_loss_and_gradients, make_batch, weight_names)
+from lstm_cases import implementations, set_implementation  # noqa: E402
 
 # Keras 3.15.1 with NumPy 2 warns on every variable read ("__array__ ... copy keyword"): noise, not a finding
 pytestmark = [pytest.mark.keras, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
@@ -186,7 +191,20 @@ def test_predict_matches_keras(case, seed):
     spec = case(seed)
     keras_model, model = build_pair(spec, seed)
     x, _ = batch_for(spec, keras_model, seed)
-    assert_close(model.predict(x), keras_model.predict(x, verbose=0), "predict")
+    expected = keras_model.predict(x, verbose=0)
+    for implementation in implementations(model):
+        assert_close(set_implementation(model, implementation).predict(x), expected, f"predict ({implementation})")
+
+
+def deeprnn_twins(spec, keras_model):
+    """One compiled deeprnn model per implementation, each holding a copy of the Keras model's current weights."""
+    twins = {}
+    for implementation in implementations(build_deeprnn(spec)):
+        model = set_implementation(build_deeprnn(spec), implementation)
+        model.set_weights(keras_model.get_weights())
+        model.compile(optimizer=dr.optimizers.Adam(**spec.optimizer), loss=spec.loss)
+        twins[implementation] = model
+    return twins
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -196,45 +214,54 @@ def test_training_loss_and_gradients_match_keras(case, seed):
     keras_model, model = build_pair(spec, seed, compile_models=True)
     x, y = batch_for(spec, keras_model, seed)
     with_input = spec.input_dtype == "float32"
-    loss, grads, dx = model.loss_and_gradients(x, y, training=True, return_input_gradient=True)
     keras_loss, keras_grads, keras_dx = keras_loss_and_gradients(keras_model, spec.loss, x, y, with_input)
-    assert_close(loss, keras_loss, "loss")
     trainable = [v.path for v in keras_model.trainable_variables]
-    assert_all_close([g for g in grads if g is not None], keras_grads, trainable, "gradient of",
-                     spec.gradient_tolerance)
-    if with_input:
-        assert_close(dx, keras_dx, "gradient of the input", spec.gradient_tolerance)
+    for implementation in implementations(model):
+        set_implementation(model, implementation)
+        loss, grads, dx = model.loss_and_gradients(x, y, training=True, return_input_gradient=True)
+        assert_close(loss, keras_loss, f"loss ({implementation})")
+        assert_all_close([g for g in grads if g is not None], keras_grads, trainable,
+                         f"({implementation}) gradient of", spec.gradient_tolerance)
+        if with_input:
+            assert_close(dx, keras_dx, f"gradient of the input ({implementation})", spec.gradient_tolerance)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("case", TRAINING_CASES + ADAM_CASES + FULL_SIZE_TRAINING)
 def test_train_on_batch_with_adam_matches_keras(case, seed):
     spec = case(seed)
-    keras_model, model = build_pair(spec, seed, compile_models=True)
+    keras_model, _ = build_pair(spec, seed, compile_models=True)
+    twins = deeprnn_twins(spec, keras_model)
     x, y = batch_for(spec, keras_model, seed)
     for step in range(TRAIN_STEPS):
-        # the loss train_on_batch returns is computed before its update, so from step 2 on it sees trained weights
-        assert_close(model.train_on_batch(x, y), keras_model.train_on_batch(x, y),
-                     f"train_on_batch loss, step {step + 1}", TOLERANCE if step == 0 else spec.trained_tolerance)
-    assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
-                     f"after {TRAIN_STEPS} Adam steps:", spec.trained_tolerance)
+        keras_loss = keras_model.train_on_batch(x, y)
+        for implementation, model in twins.items():
+            # the loss train_on_batch returns is computed before its update, so from step 2 on it sees trained
+            # weights
+            assert_close(model.train_on_batch(x, y), keras_loss, f"train_on_batch loss, step {step + 1} "
+                         f"({implementation})", TOLERANCE if step == 0 else spec.trained_tolerance)
+    for implementation, model in twins.items():
+        assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
+                         f"after {TRAIN_STEPS} Adam steps ({implementation}):", spec.trained_tolerance)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("case", TRAINING_CASES + FULL_SIZE_TRAINING)
 def test_fit_history_and_weights_match_keras(case, seed):
     spec = case(seed)
-    keras_model, model = build_pair(spec, seed, compile_models=True)
+    keras_model, _ = build_pair(spec, seed, compile_models=True)
+    twins = deeprnn_twins(spec, keras_model)
     # never a multiple of 32, so the last batch is partial (the full-size model: one batch of 32, one of 8)
     samples = 40 if spec.batch_size else 100 + 3 * seed
     x, y = batch_for(spec, keras_model, seed, samples)
-    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
     keras_history = keras_model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
-    assert len(history.history["loss"]) == 2
-    assert_all_close(history.history["loss"], keras_history.history["loss"], ["epoch 1", "epoch 2"],
-                     "history['loss']", spec.trained_tolerance)
-    assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model), "after fit:",
-                     spec.trained_tolerance)
+    for implementation, model in twins.items():
+        history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        assert len(history.history["loss"]) == 2
+        assert_all_close(history.history["loss"], keras_history.history["loss"], ["epoch 1", "epoch 2"],
+                         f"history['loss'] ({implementation})", spec.trained_tolerance)
+        assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
+                         f"after fit ({implementation}):", spec.trained_tolerance)
 
 
 # -- Dropout at inference ----------------------------------------------------------------------------------------------
@@ -250,20 +277,27 @@ def test_dropout_is_identity_at_inference_like_keras(seed):
                               ("Dropout", {"rate": 0.3}), ("Dense", {"units": V, "activation": "softmax"})])
     keras_model, model = build_pair(spec, seed)
     x, _ = batch_for(spec, keras_model, seed, B)
-    assert_close(model.predict(x), keras_model.predict(x, verbose=0), "predict")
+    expected = keras_model.predict(x, verbose=0)
+    for implementation in implementations(model):
+        assert_close(set_implementation(model, implementation).predict(x), expected, f"predict ({implementation})")
 
 
 # -- layer-level features: return_state, initial_state, stateful -------------------------------------------------------
-RECURRENT_LAYERS = [pytest.param(("SimpleRNN", {}), id="SimpleRNN"), pytest.param(("GRU", {}), id="GRU"),
-                    pytest.param(("GRU", {"reset_after": False}), id="GRU(reset_after=False)"),
-                    pytest.param(("LSTM", {}), id="LSTM")]
+# each recurrent layer with each implementation it has: the reference everywhere, the fused kernel for the LSTM
+RECURRENT_LAYERS = [pytest.param(("SimpleRNN", {"implementation": "reference"}), id="SimpleRNN"),
+                    pytest.param(("GRU", {"implementation": "reference"}), id="GRU"),
+                    pytest.param(("GRU", {"reset_after": False, "implementation": "reference"}),
+                                 id="GRU(reset_after=False)"),
+                    pytest.param(("LSTM", {"implementation": "reference"}), id="LSTM(reference)"),
+                    pytest.param(("LSTM", {"implementation": "fused"}), id="LSTM(fused)")]
 
 
 def build_layer_pair(layer, units, input_shape, seed, **kwargs):
     """A Keras recurrent layer with randomized weights and a deeprnn layer holding a copy of them."""
     name, layer_kwargs = layer
     keras.utils.set_random_seed(seed)
-    keras_layer = getattr(keras.layers, name)(units, **layer_kwargs, **kwargs)
+    keras_kwargs = {k: v for k, v in layer_kwargs.items() if k != "implementation"}
+    keras_layer = getattr(keras.layers, name)(units, **keras_kwargs, **kwargs)
     keras_layer.build(input_shape)
     rng = numpy.random.default_rng(seed + 1000)
     keras_layer.set_weights([w + rng.normal(0, 0.1, w.shape).astype(numpy.float32)
@@ -284,11 +318,12 @@ def random_sequences(seed, count=1):
 def assert_layer_gradients_match_keras(keras_layer, deeprnn_layer, x, initial_state):
     """Gradients of a random projection of every output: weights, input and initial state."""
     outputs, cache = deeprnn_layer.forward(x, training=True, initial_state=initial_state)
+    assert cache.implementation == deeprnn_layer.implementation
     outputs = outputs if isinstance(outputs, list) else [outputs]
     rng = numpy.random.default_rng(7)
     projections = [rng.normal(size=out.shape).astype(numpy.float32) for out in outputs]
     dout = projections if deeprnn_layer.return_state else projections[0]
-    dx, grads, d_initial = deeprnn_layer.backward(dout, cache)
+    dx, grads, d_initial = deeprnn_layer.backward(dout, cache)   # a Backward
     zero_state = [numpy.zeros((x.shape[0], deeprnn_layer.units), numpy.float32)] * deeprnn_layer.state_size
     keras_grads, keras_dx, keras_d_initial = keras_layer_gradients(
         keras_layer, x, zero_state if initial_state is None else initial_state, projections)

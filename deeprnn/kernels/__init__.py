@@ -1,67 +1,24 @@
-"""Fast kernels beside the readable reference, selected in this one place.
+"""Fast kernels beside the readable reference: the loops of the recurrent layers, arranged for speed.
 
-The layers in ``deeprnn/layers`` are the reference: one equation a line, a step function and the BPTT loops.
-A kernel computes exactly the same thing for the cases it claims, arranged for speed (fused buffers, in-place
+The layers in ``deeprnn/layers`` are the reference: one equation a line, a step function and the BPTT loops. A
+kernel computes exactly the same loops for the cases it claims, arranged for speed (fused buffers, in-place
 operations, other memory layouts), and a test holds it to the reference on random inputs
-(``tests/test_fast_paths.py``).
+(``tests/test_fast_paths.py``, ``tests/test_gpu.py``).
 
-``RNN.forward`` asks ``select(layer, x, training)`` for a kernel; ``None`` means the reference loops. The cache a
-kernel's forward returns belongs to that kernel, so ``RNN.backward`` asks ``owner(cache)`` and hands the cache back
-to the kernel that made it. A kernel is a module (or object) with:
+A kernel is a module of pure array functions; it knows nothing of layers, ``go_backwards``, ``stateful`` or where
+its masks came from (``RNN.forward`` does that bookkeeping once, for every implementation). For a cell with G gate
+blocks and state ``(h, ...)``:
 
-    supports(layer, x, training) -> bool
-    forward(layer, x, training, initial_state) -> (outputs, cache)       # RNN.forward's contract
-    backward(layer, dout, cache) -> (dx, grads, d_initial_state)         # RNN.backward's contract
-    CACHE_TYPES: the cache classes its forward returns
+    NAME                                              # shown by model.summary()
+    unsupported(x, weights) -> None | str             # why this kernel cannot run these arrays (device, dtype)
+    forward(xw, U, initial_state, recurrent_masks, ws) -> (hs, final_state, cache)
+    backward(dhs, d_final_state, cache, U, ws) -> (dxw, dzh, dU, d_initial_state)
 
-The first kernel in ``KERNELS`` that supports the call runs it: ``cuda_lstm`` (CuPy arrays) and ``cpu_lstm`` (NumPy
-arrays); another kernel plugs in with ``register(module)``.
+with ``xw`` (T, B, G*H) the time-major input projection x_t W + b (input dropout already applied), ``U`` (H, G*H),
+``recurrent_masks`` None or Keras's per-gate masks (G, B, H), ``ws`` a ``workspace.Workspace`` of reusable buffers,
+``hs`` (T, B, H) every h_t, ``dhs`` None or the outputs' gradient (T, B, H), ``dxw``/``dzh`` the gradients of the
+input projection and of the recurrent pre-activation h_in U (the same array for an LSTM).
 
-Switching the kernels off (every layer then runs the reference loops):
-- ``deeprnn.kernels.enabled = False``, or ``with deeprnn.kernels.reference(): ...`` for a block;
-- the environment variable ``DEEPRNN_REFERENCE=1`` at import time.
+A layer lists the kernels that may run its loops (``LSTM.fused_kernels``) and chooses among them by its
+``implementation`` argument; nothing here is selected silently.
 """
-import contextlib
-import os
-
-from . import cpu_lstm, cuda_lstm
-
-enabled = os.environ.get("DEEPRNN_REFERENCE", "").strip().lower() not in ("1", "true", "yes", "on")
-
-# cuda_lstm claims CuPy input only and cpu_lstm NumPy input only; cuda_lstm imports without CuPy
-KERNELS = [cuda_lstm, cpu_lstm]
-
-
-def register(kernel, first=True):
-    """Add a kernel (a module with supports/forward/backward/CACHE_TYPES); ``first`` gives it priority."""
-    if kernel not in KERNELS:
-        KERNELS.insert(0, kernel) if first else KERNELS.append(kernel)
-
-
-def select(layer, x, training):
-    """The kernel that runs ``layer.forward(x, training)``, or None for the reference loops."""
-    if not enabled:
-        return None
-    for kernel in KERNELS:
-        if kernel.supports(layer, x, training):
-            return kernel
-    return None
-
-
-def owner(cache):
-    """The kernel whose forward made ``cache`` (None for a reference cache)."""
-    for kernel in KERNELS:
-        if isinstance(cache, kernel.CACHE_TYPES):
-            return kernel
-    return None
-
-
-@contextlib.contextmanager
-def reference():
-    """Run the block on the reference loops (the kernels switched off), then restore the switch."""
-    global enabled
-    saved, enabled = enabled, False
-    try:
-        yield
-    finally:
-        enabled = saved

@@ -32,22 +32,20 @@ ops against 9.1 ms for cuDNN). What is arranged differently here, and why:
 Not done, and why: CUDA graphs (CuPy refuses to capture cuBLAS calls, so a graph needs the recurrent product
 written by hand, without cuBLAS; see docs/gpu.md), persistent kernels, running the layers as a wavefront.
 
-Supported: ``LSTM`` with activation tanh and recurrent_activation sigmoid, CuPy float32/float64 input of the
-weights' dtype, T >= 1, any dropout/recurrent_dropout, use_bias, go_backwards, return_sequences, return_state,
-stateful, initial_state. Anything else runs the reference loops (see ``supports``). The module imports without
-CuPy: CuPy is imported inside the functions that run on the GPU only.
+A pure function of arrays (see deeprnn/kernels/__init__.py): the layer (``RNN.forward``) projects the inputs (one
+GEMM of T*B rows), draws the masks, resolves the initial state and packages the outputs. It takes CuPy float32/
+float64 arrays of one dtype, T >= 1; the LSTM decides whether its math is the one computed here. The module imports
+without CuPy: CuPy is imported inside the functions that run on the GPU only.
 """
 import functools
 from collections import namedtuple
 
 import numpy
 
-from .eligibility import is_reference_lstm_call, layer_weights
-
+NAME = "cuda_lstm"
 GEMM = "cublas"   # or "cupy": how the per-step recurrent products are issued (see the module docstring)
 
-CudaLSTMCache = namedtuple("CudaLSTMCache", "x_in input_masks recurrent_masks gates hs cs tanh_cs h_ins")
-CACHE_TYPES = (CudaLSTMCache,)
+CudaLSTMCache = namedtuple("CudaLSTMCache", "gates hs cs tanh_cs h_ins recurrent_masks")
 
 # -- the two fused step kernels ----------------------------------------------------------------------------------------
 # One thread per (b, j) of the (B, H) state. Gate k of that element lives at gates[b*4H + k*H + j] in a (B, 4H)
@@ -220,17 +218,21 @@ class host_pointer_mode:
         return False
 
 
-# -- selection ---------------------------------------------------------------------------------------------------------
+# -- eligibility -------------------------------------------------------------------------------------------------------
 def is_cupy_array(a):
     # the type's module, not an import: without CuPy installed this must stay free
     return type(a).__module__.startswith("cupy") and hasattr(a, "data") and hasattr(a, "dtype")
 
 
-def supports(layer, x, training):
-    """True exactly for the cases this kernel computes like the reference; anything else falls back."""
-    if not is_cupy_array(x) or not is_reference_lstm_call(layer, x):
-        return False
-    return all(is_cupy_array(w) and w.dtype == x.dtype for w in layer_weights(layer))
+def unsupported(x, weights):
+    """None when x and the weights are CuPy arrays of one float dtype; else why not."""
+    if not all(is_cupy_array(a) for a in [x] + list(weights)):
+        return "takes CuPy arrays"
+    if numpy.dtype(x.dtype) not in (numpy.float32, numpy.float64):
+        return f"takes float32 or float64, got {x.dtype}"
+    if any(w.dtype != x.dtype for w in weights):
+        return "takes input and weights of one dtype"
+    return None
 
 
 # -- layouts -----------------------------------------------------------------------------------------------------------
@@ -258,33 +260,18 @@ def as_device_masks(masks, xp):
 
 
 # -- forward -----------------------------------------------------------------------------------------------------------
-def forward(layer, x, training=False, initial_state=None):
-    """``RNN.forward`` for an LSTM: x (B, T, D) -> outputs as the reference returns them, and this kernel's cache."""
-    xp = _cupy()
-    layer.check_input_shape(x.shape, 3, layer.W.shape[0])
-    B, T, D = x.shape
-    H, dtype = layer.units, x.dtype
-    x_tm = x.transpose(1, 0, 2)
-    if layer.go_backwards:
-        x_tm = x_tm[::-1]
-    x_tm = xp.ascontiguousarray(x_tm)                                 # (T, B, D)
-    masks = layer.draw_masks(B, D, dtype, training)                   # the reference's draws, in its order
-    input_masks, recurrent_masks = as_device_masks(masks.input, xp), as_device_masks(masks.recurrent, xp)
-    h0, c0 = layer.resolve_initial_state(initial_state, xp, B, dtype)
-    W, U = layer.W.value, layer.U.value
+def forward(xw, U, initial_state, recurrent_masks, ws=None):
+    """The LSTM's forward loop. xw: (T, B, 4H) = x_t W + b, Keras's order; U: (H, 4H); initial_state (h_0, c_0);
+    recurrent_masks: None or (4, B, H) per gate. ``ws`` is unused: CuPy's memory pool already reuses buffers.
 
-    # the input projection of every timestep at once: gates (T, B, 4H) = x_in W + b, one GEMM of T*B rows
-    if input_masks is None:
-        x_in = x_tm.reshape(T * B, D)
-        gates = (x_in @ W).reshape(T, B, 4 * H)
-    elif input_masks.shape[0] == 1:
-        x_in = (x_tm * input_masks[0]).reshape(T * B, D)
-        gates = (x_in @ W).reshape(T, B, 4 * H)
-    else:   # each gate sees its own masked input: one batched GEMM, (4, T*B, D) @ (4, D, H)
-        x_in = (x_tm[None] * input_masks[:, None]).reshape(4, T * B, D)
-        gates = xp.ascontiguousarray(xp.matmul(x_in, gate_major(W, xp)).transpose(1, 0, 2)).reshape(T, B, 4 * H)
-    if layer.use_bias:
-        gates += layer.b.value
+    Returns (hs (T, B, H), (h_T, c_T), cache).
+    """
+    xp = _cupy()
+    T, B, H4 = xw.shape
+    H, dtype = H4 // 4, xw.dtype
+    h0, c0 = initial_state
+    gates = xp.array(xw, dtype=dtype)               # a copy the step kernel overwrites with the activated gates
+    recurrent_masks = as_device_masks(recurrent_masks, xp)
 
     per_gate = recurrent_masks is not None
     hs = xp.empty((T + 1, B, H), dtype=dtype)       # hs[t] = h_{t-1}: hs[0] is the initial state
@@ -316,48 +303,37 @@ def forward(layer, x, training=False, initial_state=None):
                 h_in_next = unused
             step_forward(zh, cs[t], mask, H, int(per_gate), gates[t], cs[t + 1], tanh_cs[t], hs[t + 1], h_in_next)
 
-    h_T, c_T = hs[T].copy(), cs[T].copy()
-    if layer.stateful:
-        layer.states = (h_T, c_T)
-    # the sequence stays time-major underneath: the next LSTM's x.transpose(1, 0, 2) is then contiguous again
-    y = hs[1:].transpose(1, 0, 2) if layer.return_sequences else h_T
-    outputs = [y, h_T, c_T] if layer.return_state else y
-    return outputs, CudaLSTMCache(x_in, input_masks, recurrent_masks, gates, hs, cs, tanh_cs,
-                                  None if h_ins is None else h_ins[:T])
+    final = (hs[T].copy(), cs[T].copy())
+    return hs[1:], final, CudaLSTMCache(gates, hs, cs, tanh_cs, None if h_ins is None else h_ins[:T],
+                                        recurrent_masks)
 
 
 # -- backward ----------------------------------------------------------------------------------------------------------
-def backward(layer, dout, cache):
-    """``RNN.backward`` for a cache of this kernel: returns ``(dx, [dW, dU, (db)], (dh_0, dc_0))``.
-
-    The cache is only read: a second backward on it gives the same gradients.
+def backward(dhs, d_final, cache, U, ws=None):
+    """The LSTM's backward loop. dhs: None or (T, B, H), the gradient entering each h_t from the outputs;
+    d_final: (dh_T, dc_T). Returns (dz, dz, dU, (dh_0, dc_0)) with dz (T, B, 4H) in Keras's order (the gate
+    gradient is both the input projection's and the recurrent product's). The cache is only read.
     """
     xp = _cupy()
     gates, cs, tanh_cs = cache.gates, cache.cs, cache.tanh_cs
     T, B, H4 = gates.shape
     H, dtype = H4 // 4, gates.dtype
-    dy, d_final = (dout[0], dout[1:]) if layer.return_state else (dout, (None, None))
     # copies: the loop writes dc in place, and the caller's arrays stay untouched
-    dh_start = xp.zeros((B, H), dtype) if d_final[0] is None else xp.array(d_final[0], dtype=dtype)
-    dc = xp.zeros((B, H), dtype) if d_final[1] is None else xp.array(d_final[1], dtype=dtype)
+    dh_start = xp.array(d_final[0], dtype=dtype)
+    dc = xp.array(d_final[1], dtype=dtype)
     zeros = xp.zeros((B, H), dtype)
-    dy_tm = None
-    if dy is not None:
-        if layer.return_sequences:
-            dy_tm = xp.ascontiguousarray(xp.asarray(dy, dtype=dtype).transpose(1, 0, 2))   # (T, B, H)
-        else:
-            dh_start += dy
+    dy_tm = None if dhs is None else xp.ascontiguousarray(xp.asarray(dhs, dtype=dtype))   # (T, B, H)
 
     masks = cache.recurrent_masks
     per_gate = masks is not None
     if per_gate:   # dz gate-major (T, 4, B, H); dh = sum_k (dz_k U_k^T) * mask_k, the product (4, B, H) @ (4, H, H)
         dz = xp.empty((T, 4, B, H), dtype=dtype)
-        UT, dh_rec = gate_major_transposed(layer.U.value, xp), xp.empty((4, B, H), dtype=dtype)
+        UT, dh_rec = gate_major_transposed(U, xp), xp.empty((4, B, H), dtype=dtype)
         gemm = make_gemm(dtype, B, H, H, batch=4)
         mask = masks
     else:          # dz (T, B, 4H) in Keras's order; dh = dz U^T, one (B, 4H) @ (4H, H) product
         dz = xp.empty((T, B, 4 * H), dtype=dtype)
-        UT, dh_rec = xp.ascontiguousarray(layer.U.value.T), xp.empty((B, H), dtype=dtype)
+        UT, dh_rec = xp.ascontiguousarray(U.T), xp.empty((B, H), dtype=dtype)
         gemm = make_gemm(dtype, B, 4 * H, H)
         mask = xp.empty(1, dtype=dtype)
     _, step_backward = _kernels()
@@ -373,43 +349,11 @@ def backward(layer, dout, cache):
         gemm(dz[0], UT, dh_rec)                     # the gradient of the initial h
     dh_0 = (dh_rec * masks).sum(axis=0) if per_gate else dh_rec
 
-    dx, grads = weight_and_input_gradients(layer, cache, dz, xp)
-    dx_tm = dx.reshape(T, B, -1)
-    if layer.go_backwards:
-        dx_tm = dx_tm[::-1]
-    return dx_tm.transpose(1, 0, 2), grads, (dh_0, dc)
-
-
-def weight_and_input_gradients(layer, cache, dz, xp):
-    """dW, dU, db (Keras's layout) and dx (T*B, D), each one product over all timesteps.
-
-    dz: (T, B, 4H) in Keras's order, or gate-major (T, 4, B, H) with recurrent dropout.
-    """
-    T, B, H = cache.tanh_cs.shape
-    W, x_in, input_masks = layer.W.value, cache.x_in, cache.input_masks
-    if cache.h_ins is None:
-        dz_flat = dz.reshape(T * B, 4 * H)
-        dz_g = None
-        dU = cache.hs[:-1].reshape(T * B, H).T @ dz_flat
-    else:
-        dz_flat = xp.ascontiguousarray(dz.transpose(0, 2, 1, 3)).reshape(T * B, 4 * H)
-        dz_g = gate_major(dz_flat, xp)
+    if per_gate:
+        dz_g = dz.transpose(1, 0, 2, 3).reshape(4, T * B, H)                               # (4, T*B, H)
         h_g = xp.ascontiguousarray(cache.h_ins.transpose(1, 0, 2, 3)).reshape(4, T * B, H)
         dU = keras_layout(xp.matmul(h_g.transpose(0, 2, 1), dz_g))                       # dU_k = h_in_k^T dz_k
-    if input_masks is not None and input_masks.shape[0] == 4:
-        # each gate saw its own masked input: dW_k = x_in_k^T dz_k; dx = sum_k (dz_k W_k^T) * mask_k
-        D = W.shape[0]
-        dz_g = gate_major(dz_flat, xp) if dz_g is None else dz_g
-        dW = keras_layout(xp.matmul(x_in.transpose(0, 2, 1), dz_g))
-        dx_g = xp.matmul(dz_g, gate_major_transposed(W, xp)).reshape(4, T, B, D)
-        dx_g *= input_masks[:, None]
-        dx = dx_g.sum(axis=0).reshape(T * B, D)
+        dz = xp.ascontiguousarray(dz.transpose(0, 2, 1, 3)).reshape(T, B, 4 * H)
     else:
-        dW = x_in.T @ dz_flat
-        dx = dz_flat @ W.T
-        if input_masks is not None:
-            dx.reshape(T, B, -1)[...] *= input_masks[0]
-    grads = [dW, dU]
-    if layer.use_bias:
-        grads.append(dz_flat.sum(axis=0))
-    return dx, grads
+        dU = cache.hs[:-1].reshape(T * B, H).T @ dz.reshape(T * B, 4 * H)
+    return dz, dz, dU, (dh_0, dc)

@@ -10,12 +10,14 @@ Backward (one step), given dh (from above and from t+1) and dc_next (from t+1):
     di = dc * g    df = dc * c_{t-1}    dg = dc * i    dc_{t-1} = dc * f
     dz = [di * i(1-i) | df * f(1-f) | dg * (1-g^2) | do * o(1-o)]
     dh_{t-1} = dz U^T
-See docs/lstm.md. These step functions are the reference: on NumPy, ``RNN.forward`` runs the same math through the
-fused whole-sequence kernel in ``deeprnn/kernels/cpu_lstm.py`` (``DEEPRNN_REFERENCE=1`` switches it off).
+See docs/lstm.md. These step functions are the reference. ``implementation="auto"`` (the default) runs the same
+math through a fused whole-sequence kernel where one computes exactly this: ``deeprnn/kernels/cpu_lstm.py`` on
+NumPy, ``cuda_lstm.py`` on CuPy; ``implementation="reference"`` always runs these lines.
 """
 from collections import namedtuple
 
 from .. import backend
+from ..kernels import cpu_lstm, cuda_lstm
 from .recurrent import RNN, gate_blocks, recurrent_input, recurrent_matmul, recurrent_matmul_backward
 
 LSTMStep = namedtuple("LSTMStep", "h_in c_prev i f g o c tanh_c z")
@@ -26,6 +28,7 @@ class LSTM(RNN):
 
     gates = 4
     state_size = 2
+    fused_kernels = (cuda_lstm, cpu_lstm)   # each claims its own device's arrays
 
     def __init__(self, units, unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
@@ -39,6 +42,16 @@ class LSTM(RNN):
             bias = backend.to_numpy(self.b.value).copy()
             bias[H:2 * H] = 1.0
             self.b.value = backend.to_device(bias)
+
+    def fused_ineligibility(self):
+        """The kernels compute exactly these step functions with tanh and sigmoid, nothing else."""
+        cls = type(self)
+        if cls.step_forward is not LSTM.step_forward or cls.step_backward is not LSTM.step_backward:
+            return f"{cls.__name__} changes the LSTM's step functions"
+        if self.activation.name != "tanh" or self.recurrent_activation.name != "sigmoid":
+            return (f"the kernels compute activation='tanh', recurrent_activation='sigmoid', not "
+                    f"{self.activation.name!r}, {self.recurrent_activation.name!r}")
+        return None
 
     def step_forward(self, xw_t, state, recurrent_mask):
         """xw_t = x_t W + b: (B, 4H); state = (h_prev, c_prev). Returns ((h, c), cache)."""

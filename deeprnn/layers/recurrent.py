@@ -15,14 +15,41 @@ batched over time and done once, outside the loop:
 Shapes: x (B, T, D), h (B, H), W (D, G*H), U (H, G*H). Time-major inside: XW (T, B, G*H).
 Dropout follows Keras (``dropout_rnn_cell.py``): masks drawn once per call and shared by all timesteps; with
 ``recurrent_dropout`` > 0 every gate block gets its own input and recurrent mask. See docs/bptt.md.
+
+Which code runs the loops over t is the layer's ``implementation`` argument (as Keras 2 spelled it; Keras 3 says
+``use_cudnn``): ``"reference"`` runs ``step_forward``/``step_backward`` above, the code docs/ derives and the
+gradient checks prove; ``"fused"`` runs one of the cell's ``fused_kernels`` (deeprnn/kernels: the same loops
+arranged for speed, held to the reference by tests/test_fast_paths.py) and raises if none can take the call;
+``"auto"`` takes a kernel where one computes the same thing. Either way ``RNN.forward``/``RNN.backward`` do all the
+bookkeeping (shapes, go_backwards, masks, the input projection, initial and carried state, outputs) once: a kernel
+gets arrays and returns arrays. ``DEEPRNN_REFERENCE=1`` in the environment makes ``"reference"`` the default.
 """
+import os
 from collections import namedtuple
 
-from .. import activations, backend, kernels
-from .base import Layer, as_floatx
+from .. import activations, backend
+from ..kernels.workspace import workspace
+from .base import Backward, Layer, as_floatx
 
-SequenceCache = namedtuple("SequenceCache", "x_tm masks initial_state step_caches batch_size")
+IMPLEMENTATIONS = ("auto", "reference", "fused")
+DEFAULT_IMPLEMENTATION = ("reference" if os.environ.get("DEEPRNN_REFERENCE", "").strip().lower()
+                          in ("1", "true", "yes", "on") else "auto")
+
 DropoutMasks = namedtuple("DropoutMasks", "input recurrent")
+
+
+class SequenceCache(namedtuple("SequenceCache", "x_tm masks initial_state loop kernel batch_size")):
+    """What ``RNN.backward`` needs: the time-major input, the masks, the initial state, and the loop's own cache
+    (the step caches of the reference loop, or the cache of the kernel that ran it)."""
+
+    @property
+    def implementation(self):
+        """Which code ran the loops: ``"reference"`` or ``"fused"`` (``kernel`` names the kernel)."""
+        return "reference" if self.kernel is None else "fused"
+
+
+class FusedUnavailable(ValueError):
+    """``implementation="fused"`` was asked for a call no kernel computes exactly as the reference does."""
 
 
 def gate_blocks(a, gates):
@@ -67,18 +94,24 @@ def recurrent_matmul_backward(dzh, U, mask):
 class RNN(Layer):
     """Base class of the recurrent layers: Keras's arguments and outputs, the BPTT loops, dropout masks.
 
-    Subclasses set ``gates`` and ``state_size`` (1 for h, 2 for h and c) and implement
-    ``step_forward``/``step_backward``.
+    Subclasses set ``gates`` and ``state_size`` (1 for h, 2 for h and c), implement ``step_forward``/
+    ``step_backward``, and list in ``fused_kernels`` the kernels that run their loops fused (tried in order).
     """
 
     gates = 1
     state_size = 1
+    fused_kernels = ()
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, name=None):
+                 go_backwards=False, stateful=False, implementation=None, name=None):
         super().__init__(name)
+        implementation = DEFAULT_IMPLEMENTATION if implementation is None else implementation
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"{type(self).__name__}: implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
+                             f"got {implementation!r}")
+        self.implementation = implementation
         if int(units) <= 0:
             raise ValueError(f"{type(self).__name__}: units must be positive, got {units}")
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
@@ -210,16 +243,50 @@ class RNN(Layer):
         return xp.concatenate([h_ins[:, k].reshape(-1, H).T @ dz_k.reshape(-1, H)
                                for k, dz_k in enumerate(gate_blocks(dzh, G))], axis=-1)
 
+    # -- which code runs the loops -----------------------------------------------------------------------------------
+    def fused_ineligibility(self):
+        """Why no kernel can stand in for this layer's step functions (None when one can): the cell's own check."""
+        return f"{type(self).__name__} has no fused kernel"
+
+    def select_kernel(self, x):
+        """The kernel that runs this call's loops, or None for the reference loops; raises ``FusedUnavailable``
+        when ``implementation="fused"`` and no kernel computes this call exactly as the reference does."""
+        if self.implementation == "reference":
+            return None
+        reason = self.fused_ineligibility()
+        if reason is None:
+            weights = [v.value for v in self.variables]
+            reasons = []
+            for kernel in self.fused_kernels:
+                why = kernel.unsupported(x, weights)
+                if why is None:
+                    return kernel
+                reasons.append(f"{kernel.NAME}: {why}")
+            reason = "; ".join(reasons) or "no kernel listed"
+        if self.implementation == "fused":
+            raise FusedUnavailable(f"layer {self.name!r} ({type(self).__name__}): implementation='fused' cannot run "
+                                   f"this call: {reason}")
+        return None
+
+    def describe_implementation(self):
+        """What this layer runs on arrays like its weights: "reference" or "fused (kernel)"; for model.summary()."""
+        if not self.built:
+            return self.implementation
+        try:
+            kernel = self.select_kernel(self.W.value)
+        except FusedUnavailable:
+            return "fused (unavailable)"
+        return "reference" if kernel is None else f"fused ({kernel.NAME})"
+
     # -- the sequence loops ----------------------------------------------------------------------------------------------
     def forward(self, x, training=False, initial_state=None):
         """x: (B, T, D) -> y: (B, T, H) with return_sequences, else (B, H); plus final states with return_state.
 
-        Returns ``(outputs, cache)``.
+        Returns ``(outputs, cache)``. The bookkeeping is here, once; the loop over t is ``reference_loop`` or the
+        selected kernel's ``forward`` (see ``implementation``).
         """
         self.check_input_shape(x.shape, 3, self.W.shape[0])
-        kernel = kernels.select(self, x, training)  # a fused version of these loops, when one covers this call
-        if kernel is not None:
-            return kernel.forward(self, x, training, initial_state)
+        kernel = self.select_kernel(x)
         xp = backend.array_module(x)
         B, T, D = x.shape
         x_tm = x.transpose(1, 0, 2)
@@ -228,55 +295,77 @@ class RNN(Layer):
             x_tm = x_tm[::-1]
         masks = self.draw_masks(B, D, x.dtype, training)
         xw = self.project_inputs(x_tm, masks.input)
-
         initial = self.resolve_initial_state(initial_state, xp, B, x.dtype)
-        state, hs, step_caches = initial, [], []
-        for t in range(T):
-            state, step_cache = self.step_forward(xw[t], state, masks.recurrent)
-            hs.append(state[0])
-            step_caches.append(step_cache)
+        if kernel is None:
+            hs, final, loop_cache = self.reference_loop(xw, initial, masks.recurrent)
+        else:
+            hs, final, loop_cache = kernel.forward(xw, self.U.value, initial, masks.recurrent, workspace(self))
 
         if self.stateful:
             # Keras keeps a stateful layer's final state after every call, inference included, so this is the
             # one place a forward changes its layer; gradient checks save and restore it
-            self.states = state
-        y = xp.stack(hs, axis=1) if self.return_sequences else state[0]
-        outputs = [y, *state] if self.return_state else y
-        return outputs, SequenceCache(x_tm, masks, initial, step_caches, B)
+            self.states = final
+        # hs is time-major (T, B, H): the transpose is a view, and the next layer's transpose is contiguous again
+        y = hs.transpose(1, 0, 2) if self.return_sequences else final[0]
+        outputs = [y, *final] if self.return_state else y
+        return outputs, SequenceCache(x_tm, masks, initial, loop_cache, kernel, B)
+
+    def reference_loop(self, xw, state, recurrent_mask):
+        """The forward loop over t with ``step_forward``. xw: (T, B, G*H) -> (hs (T, B, H), final state, caches)."""
+        xp = backend.array_module(xw)
+        hs, step_caches = [], []
+        for t in range(xw.shape[0]):
+            state, step_cache = self.step_forward(xw[t], state, recurrent_mask)
+            hs.append(state[0])
+            step_caches.append(step_cache)
+        return xp.stack(hs), state, step_caches
 
     def backward(self, dout, cache):
         """dout: dy (or [dy, dh_T, (dc_T)] with return_state; None entries mean zero).
 
-        Returns ``(dx, grads, d_initial_state)``: dx (B, T, D), grads aligned with ``trainable_variables``,
-        d_initial_state a tuple like the initial state.
+        Returns ``Backward(dx, grads, d_initial_state)``: dx (B, T, D), grads aligned with
+        ``trainable_variables``, d_initial_state a tuple like the initial state.
         """
-        kernel = kernels.owner(cache)  # a cache made by a fused kernel goes back to that kernel
-        if kernel is not None:
-            return kernel.backward(self, dout, cache)
         xp = backend.array_module(cache.x_tm)
         T, B = cache.x_tm.shape[0], cache.batch_size
         dy, d_final = (dout[0], dout[1:]) if self.return_state else (dout, [None] * self.state_size)
         dtype = cache.x_tm.dtype
-        d_state = tuple(xp.zeros((B, self.units), dtype=dtype) if d is None else d for d in d_final)
-        if dy is not None and not self.return_sequences:
-            d_state = (d_state[0] + dy,) + d_state[1:]
+        # fresh arrays: the loops may accumulate into them, and the caller's arrays stay untouched
+        d_state = tuple(xp.zeros((B, self.units), dtype=dtype) if d is None else xp.array(d, dtype=dtype)
+                        for d in d_final)
+        dhs = None   # the gradient entering every h_t from the outputs, time-major (T, B, H)
+        if dy is not None:
+            if self.return_sequences:
+                dhs = dy.transpose(1, 0, 2)
+            else:
+                d_state = (d_state[0] + dy,) + d_state[1:]
 
-        dxw = xp.empty((T, B, self.gates * self.units), dtype=dtype)
-        dzh = xp.empty_like(dxw)
-        for t in reversed(range(T)):
-            if dy is not None and self.return_sequences:
-                d_state = (d_state[0] + dy[:, t],) + d_state[1:]
-            dxw[t], dzh[t], d_state = self.step_backward(d_state, cache.step_caches[t], cache.masks.recurrent)
+        if cache.kernel is None:
+            dxw, dzh, d_initial = self.reference_loop_backward(dhs, d_state, cache.loop, cache.masks.recurrent)
+            dU = self.recurrent_kernel_gradient(xp.stack([c.h_in for c in cache.loop]), dzh)
+        else:
+            dxw, dzh, dU, d_initial = cache.kernel.backward(dhs, d_state, cache.loop, self.U.value, workspace(self))
 
         dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.masks.input)
-        h_ins = xp.stack([c.h_in for c in cache.step_caches])
-        dU = self.recurrent_kernel_gradient(h_ins, dzh)
         grads = [dW, dU]
         if self.use_bias:
             grads.append(self.bias_gradient(dxw, dzh))
         if self.go_backwards:
             dx_tm = dx_tm[::-1]
-        return dx_tm.transpose(1, 0, 2), grads, d_state
+        return Backward(dx_tm.transpose(1, 0, 2), grads, d_initial)
+
+    def reference_loop_backward(self, dhs, d_state, step_caches, recurrent_mask):
+        """The backward loop over reversed t with ``step_backward``: (dXW, dZH) (T, B, G*H) and the initial
+        state's gradient. dhs: None or (T, B, H), the outputs' gradient; d_state: the final state's."""
+        xp = backend.array_module(d_state[0])
+        T = len(step_caches)
+        dxw = xp.empty((T,) + d_state[0].shape[:1] + (self.gates * self.units,), dtype=d_state[0].dtype)
+        dzh = xp.empty_like(dxw)
+        for t in reversed(range(T)):
+            if dhs is not None:
+                d_state = (d_state[0] + dhs[t],) + d_state[1:]
+            dxw[t], dzh[t], d_state = self.step_backward(d_state, step_caches[t], recurrent_mask)
+        return dxw, dzh, d_state
 
     def bias_gradient(self, dxw, dzh):
         return dxw.sum(axis=(0, 1))
@@ -293,4 +382,5 @@ class RNN(Layer):
                 "recurrent_activation": self.recurrent_activation_name, "use_bias": self.use_bias,
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "stateful": self.stateful}
+                "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "implementation": self.implementation}
