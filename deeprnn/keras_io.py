@@ -166,7 +166,8 @@ def load_weights_into(model, source, path):
         with h5:
             refuse_links_outside(h5, path)
             weights = read_weight_arrays(h5, model, path)
-    except (OSError, KeyError, RuntimeError) as error:  # h5py's errors on a corrupt object inside a valid file
+    # h5py's errors on a corrupt object inside a valid file; a visit over a corrupt file can surface as SystemError
+    except (OSError, KeyError, RuntimeError, SystemError) as error:
         raise ValueError(f"{path}: corrupt HDF5 weights file ({type(error).__name__}: {error})") from None
     model.set_weights(weights)
 
@@ -176,18 +177,19 @@ def refuse_links_outside(h5, path):
     would make reading this file read another one, so any of them is an error."""
     h5py = h5py_module()
 
-    def check(name, link):
-        if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
-            raise ValueError(f"{path}: refusing {type(link).__name__} {name!r}: a weights file must not point "
-                             f"elsewhere")
+    # h5py stops a visit at the first callback that returns a value (an exception raised inside one is mangled)
+    def link_elsewhere(name, link):
+        return (name, type(link).__name__) if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)) else None
 
-    h5.visititems_links(check)
+    def stored_elsewhere(name, item):
+        return name if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual) else None
 
-    def check_storage(name, item):
-        if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
-            raise ValueError(f"{path}: refusing dataset {name!r}: its data is stored outside the file")
-
-    h5.visititems(check_storage)
+    found = h5.visititems_links(link_elsewhere)
+    if found is not None:
+        raise ValueError(f"{path}: refusing {found[1]} {found[0]!r}: a weights file must not point elsewhere")
+    found = h5.visititems(stored_elsewhere)
+    if found is not None:
+        raise ValueError(f"{path}: refusing dataset {found!r}: its data is stored outside the file")
 
 
 def read_weight_arrays(h5, model, path):
