@@ -29,11 +29,11 @@ import numpy
 import pytest
 
 import deeprnn as dr
-from deeprnn import backend, kernels, layers
+from deeprnn import backend, layers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
-from deeprnn.kernels import cuda_lstm
-from deeprnn.layers.recurrent import RNN, SequenceCache
-from lstm_cases import OPTIONS, drums_model, tutorial_batch, tutorial_model
+from deeprnn.kernels import cpu_lstm, cuda_lstm
+from deeprnn.layers.recurrent import RNN
+from lstm_cases import OPTIONS, drums_model, set_implementation, tutorial_batch, tutorial_model
 
 FLOAT32 = 1e-5          # GPU against NumPy, fused against reference: norm-wise relative error in float32
 FLOAT64 = 1e-12         # the same in float64
@@ -92,8 +92,8 @@ def assert_as_accurate_as_numpy(gpu, cpu, truth, what):
 
 
 def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, training=True, seed=0):
-    """One LSTM's forward and backward through cuda_lstm and through the reference loops, with the same masks
-    (the mask generator is reseeded before each path). Arrays live on the current device."""
+    """One LSTM's forward and backward with implementation="fused" (cuda_lstm) and "reference", with the same
+    masks (the mask generator is reseeded before each path). Arrays live on the current device."""
     dr.set_floatx(dtype)
     dr.set_seed(seed)
     layer = layers.LSTM(H, **options)
@@ -103,39 +103,36 @@ def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, trai
     state = [backend.to_device(rng.normal(size=(B, H)).astype(dtype)) for _ in range(2)] if initial_state else None
     results = {}
     for path in ("fused", "reference"):
+        layer.implementation = path
         backend.set_seed(seed + 2)   # the same dropout masks on both paths
-        with kernels.reference():    # the reference path runs the loops; the fused one is called directly
-            if path == "fused":
-                outputs, cache = cuda_lstm.forward(layer, x, training, state)
-            else:
-                outputs, cache = layer.forward(x, training=training, initial_state=state)
-            outputs = outputs if isinstance(outputs, list) else [outputs]
-            upstream_rng = numpy.random.default_rng(seed + 3)
-            upstream = [backend.to_device(upstream_rng.normal(size=o.shape).astype(dtype)) for o in outputs]
-            upstream = upstream if layer.return_state else upstream[0]
-            backward = cuda_lstm.backward if path == "fused" else type(layer).backward
-            dx, grads, d_initial = backward(layer, upstream, cache)
-        results[path] = (outputs, dx, grads, list(d_initial))
+        outputs, cache = layer.forward(x, training=training, initial_state=state)
+        assert cache.kernel is (cuda_lstm if path == "fused" else None), path
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        upstream_rng = numpy.random.default_rng(seed + 3)
+        upstream = [backend.to_device(upstream_rng.normal(size=o.shape).astype(dtype)) for o in outputs]
+        result = layer.backward(upstream if layer.return_state else upstream[0], cache)
+        results[path] = (outputs, result.dx, result.grads, list(result.d_initial_state))
     return results
 
 
 # == everywhere: the module without CuPy, the kernel's arithmetic without a GPU ========================================
 def test_cuda_kernel_imports_and_declines_numpy_without_cupy():
-    """With CuPy unimportable, cuda_lstm imports, is registered, declines NumPy input; the CPU path runs as before."""
+    """With CuPy unimportable, cuda_lstm imports, declines NumPy input (the LSTM takes cpu_lstm), and the CPU path
+    runs as before without importing CuPy."""
     code = """
 import sys
 sys.modules["cupy"] = None          # any `import cupy` now raises ImportError
 import numpy
 import deeprnn as dr
-from deeprnn import kernels, layers
+from deeprnn import layers
 from deeprnn.kernels import cpu_lstm, cuda_lstm
-kernels.register(cuda_lstm)
 dr.set_seed(0)
 layer = layers.LSTM(3, recurrent_dropout=0.2, return_sequences=True)
 x = numpy.ones((2, 4, 5), "float32")
 layer.ensure_built(x.shape)
-assert not cuda_lstm.supports(layer, x, True)
-assert kernels.select(layer, x, True) is cpu_lstm
+assert cuda_lstm in layer.fused_kernels
+assert cuda_lstm.unsupported(x, [v.value for v in layer.variables]) == "takes CuPy arrays"
+assert layer.select_kernel(x) is cpu_lstm
 y, cache = layer.forward(x, training=True)
 layer.backward(numpy.ones_like(y), cache)
 print("ok")
@@ -263,8 +260,11 @@ def host_compiled_steps(tmp_path_factory):
 
 @pytest.fixture(params=["cublas", "cupy"])
 def emulated_gpu(request, monkeypatch, host_compiled_steps):
-    """cuda_lstm with NumPy for CuPy, the host-compiled steps for its ElementwiseKernels, emulated cuBLAS."""
+    """cuda_lstm with NumPy for CuPy, the host-compiled steps for its ElementwiseKernels, emulated cuBLAS; the LSTM
+    offered cuda_lstm alone, so implementation="fused" runs it through RNN.forward's own bookkeeping."""
     cublas = EmulatedCublas()
+    monkeypatch.setattr(cuda_lstm, "unsupported", lambda x, weights: None)
+    monkeypatch.setattr(layers.LSTM, "fused_kernels", (cuda_lstm,))
     monkeypatch.setattr(cuda_lstm, "_cupy", lambda: numpy)
     monkeypatch.setattr(cuda_lstm, "_kernels", lambda: host_compiled_steps)
     monkeypatch.setattr(cuda_lstm, "_cublas", lambda: (cublas, 0))
@@ -302,33 +302,26 @@ def gpu():
 
 
 @contextlib.contextmanager
-def registered(gemm):
-    """cuda_lstm first in the kernel list (as deeprnn/kernels/__init__.py has it once it is wired in), its per-step
-    products issued through ``gemm``; the list and the switch are restored afterwards."""
-    added = cuda_lstm not in kernels.KERNELS
-    if added:
-        kernels.register(cuda_lstm)
+def per_step_products(gemm):
+    """cuda_lstm's per-step products issued through ``gemm`` ("cublas" or "cupy"), restored afterwards."""
     saved, cuda_lstm.GEMM = cuda_lstm.GEMM, gemm
     try:
         yield gemm
     finally:
         cuda_lstm.GEMM = saved
-        if added:
-            kernels.KERNELS.remove(cuda_lstm)
 
 
 @pytest.fixture(params=["cublas", "cupy"])
 def fused(request, gpu):
-    """The GPU with cuda_lstm selected, once per way of issuing its per-step products (the kernel's own tests)."""
-    with registered(request.param):
+    """The GPU, once per way cuda_lstm issues its per-step products (the kernel's own tests)."""
+    with per_step_products(request.param):
         yield request.param
 
 
 @pytest.fixture
 def gpu_fused(gpu):
-    """The GPU with cuda_lstm selected as it ships (the library-level tests)."""
-    with registered(cuda_lstm.GEMM):
-        yield
+    """The GPU with cuda_lstm as it ships (the library-level tests)."""
+    yield
 
 
 def is_cupy(a):
@@ -367,7 +360,7 @@ def test_fused_cuda_lstm_inference_single_step_and_reused_cache(fused):
     x = backend.to_device(numpy.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32"))
     layer.ensure_built(x.shape)
     y, cache = layer.forward(x, training=True)
-    assert isinstance(cache, cuda_lstm.CudaLSTMCache)
+    assert cache.kernel is cuda_lstm
     dy = backend.array_module(y).ones_like(y)
     first, second = layer.backward(dy, cache), layer.backward(dy, cache)
     for a, b in zip(flatten(list(first)), flatten(list(second))):
@@ -380,16 +373,12 @@ def test_fused_cuda_lstm_stateful_carries_the_reference_states(fused):
     x = backend.to_device(numpy.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32"))
     states = {}
     for path in ("fused", "reference"):
-        kernels.enabled = path == "fused"
-        try:
-            dr.set_seed(0)
-            layer = layers.LSTM(5, stateful=True)
-            layer(x)
-            layer(x)
-            assert all(is_cupy(s) for s in layer.states)
-            states[path] = host(list(layer.states))
-        finally:
-            kernels.enabled = True
+        dr.set_seed(0)
+        layer = layers.LSTM(5, stateful=True, implementation=path)
+        layer(x)
+        layer(x)
+        assert all(is_cupy(s) for s in layer.states)
+        states[path] = host(list(layer.states))
     assert_same(states["fused"], states["reference"], FLOAT32)
 
 
@@ -399,11 +388,11 @@ def test_fused_cuda_lstm_stateful_carries_the_reference_states(fused):
 def test_fused_cuda_lstm_gradients_equal_central_differences_float64(fused, float64, option):
     """Fused CUDA LSTM on the GPU: analytic gradients (W, U, b, x, h_0, c_0) equal central differences to 1e-6."""
     dr.set_seed(3)
-    layer = layers.LSTM(4, **OPTIONS[option])
+    layer = layers.LSTM(4, implementation="fused", **OPTIONS[option])
     rng = numpy.random.default_rng(4)
     x = backend.to_device(rng.normal(size=(2, 5, 3)))
     layer.ensure_built(x.shape)
-    assert kernels.select(layer, x, True) is cuda_lstm
+    assert layer.select_kernel(x) is cuda_lstm
     errors = check_layer_gradients(layer, x, seed=5, initial_state=[rng.normal(size=(2, 4)) for _ in range(2)])
     assert set(errors) >= {"input", "initial_state[0]", "initial_state[1]"}
     assert max(errors.values()) < GRADCHECK, errors
@@ -411,28 +400,28 @@ def test_fused_cuda_lstm_gradients_equal_central_differences_float64(fused, floa
 
 @on_gpu
 def test_kernel_selection_by_device_dtype_and_cell(gpu_fused):
-    """CuPy float input of the weights' dtype runs cuda_lstm; NumPy runs cpu_lstm; anything else the reference."""
-    from deeprnn.kernels import cpu_lstm
+    """'auto': CuPy float input of the weights' dtype runs cuda_lstm; NumPy runs cpu_lstm; anything else the
+    reference; 'reference' always the reference."""
     lstm = layers.LSTM(3)
     x = backend.to_device(numpy.zeros((2, 3, 4), "float32"))
     lstm.ensure_built(x.shape)
-    assert kernels.select(lstm, x, True) is cuda_lstm
-    assert kernels.select(lstm, x.astype("float64"), True) is None          # the weights are float32
-    assert not cuda_lstm.supports(lstm, backend.to_numpy(x), True)
+    assert lstm.select_kernel(x) is cuda_lstm
+    assert lstm.select_kernel(x.astype("float64")) is None          # the weights are float32
+    assert cuda_lstm.unsupported(backend.to_numpy(x), [v.value for v in lstm.variables]) is not None
     relu = layers.LSTM(3, activation="relu")
     relu.ensure_built(x.shape)
-    assert kernels.select(relu, x, True) is None
+    assert relu.select_kernel(x) is None
     _, cache = relu.forward(x, training=True)
-    assert isinstance(cache, SequenceCache)
+    assert cache.implementation == "reference"
     gru = layers.GRU(3)
     gru.ensure_built(x.shape)
-    assert not cuda_lstm.supports(gru, x, True)
-    with kernels.reference():
-        assert kernels.select(lstm, x, True) is None
+    assert gru.select_kernel(x) is None
+    lstm.implementation = "reference"
+    assert lstm.select_kernel(x) is None
     dr.set_device("cpu")
     cpu = layers.LSTM(3)
     cpu.ensure_built((2, 3, 4))
-    assert kernels.select(cpu, numpy.zeros((2, 3, 4), "float32"), True) is cpu_lstm
+    assert cpu.select_kernel(numpy.zeros((2, 3, 4), "float32")) is cpu_lstm
 
 
 # -- every layer: CuPy against NumPy -----------------------------------------------------------------------------------
@@ -472,9 +461,11 @@ LAYER_CASES = {
 }
 
 
-def run_layer(make, weights, x, training, upstream_seed=9):
+def run_layer(make, weights, x, training, implementation="auto", upstream_seed=9):
     """forward and backward of a fresh layer on the current device with ``weights``; host copies of everything."""
     layer = make()
+    if isinstance(layer, RNN):
+        layer.implementation = implementation
     layer.ensure_built(x.shape)
     if weights:
         layer.set_weights(weights)
@@ -510,11 +501,9 @@ def test_every_layer_on_cupy_equals_numpy_float32(gpu_fused, case, path):
     for device, dtype in (("cpu", "float32"), ("gpu", "float32"), ("cpu", "float64")):
         dr.set_device(device)
         dr.set_floatx(dtype)
-        kernels.enabled = device == "cpu" or path == "fused"
-        try:
-            results[device, dtype] = run_layer(make, weights, x.astype(dtype) if x.dtype.kind == "f" else x, training)
-        finally:
-            kernels.enabled = True
+        implementation = "auto" if device == "cpu" else path
+        results[device, dtype] = run_layer(make, weights, x.astype(dtype) if x.dtype.kind == "f" else x, training,
+                                           implementation)
     dr.set_floatx("float32")
     assert_as_accurate_as_numpy(results["gpu", "float32"], results["cpu", "float32"], results["cpu", "float64"], case)
 
@@ -581,17 +570,13 @@ def test_tutorial_model_fused_equals_reference_on_cupy_with_dropout(gpu_fused, d
     x, y = model.prepare_input(x), model.as_array(y, "y")
     results = {}
     for path in ("fused", "reference"):
-        kernels.enabled = path == "fused"
-        try:
-            backend.set_seed(11)
-            _, caches = model.forward(x, training=True)
-            lstm_caches = [c for layer, c in zip(model.layers, caches) if isinstance(layer, RNN)]
-            expected = cuda_lstm.CudaLSTMCache if path == "fused" else SequenceCache
-            assert all(isinstance(c, expected) for c in lstm_caches), path
-            backend.set_seed(11)
-            results[path] = model.loss_and_gradients(x, y, training=True)
-        finally:
-            kernels.enabled = True
+        set_implementation(model, path)
+        backend.set_seed(11)
+        _, caches = model.forward(x, training=True)
+        lstm_caches = [c for layer, c in zip(model.layers, caches) if isinstance(layer, RNN)]
+        assert all(c.kernel is (cuda_lstm if path == "fused" else None) for c in lstm_caches), path
+        backend.set_seed(11)
+        results[path] = model.loss_and_gradients(x, y, training=True)
     (loss_fused, grads_fused), (loss_ref, grads_ref) = results["fused"], results["reference"]
     tolerance = FLOAT32 if dtype == "float32" else FLOAT64
     assert abs(loss_fused - loss_ref) <= tolerance * abs(loss_ref)
