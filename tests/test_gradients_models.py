@@ -1,7 +1,9 @@
 """Whole models, checked end to end: loss -> softmax -> Dense -> ... -> recurrent stack -> input.
 
 ``check_model_gradients`` differentiates the compiled loss itself, so these tests also hold the loss's backward
-(Keras's clipped cross-entropy) and the chaining in ``Sequential.backward`` to central differences.
+(Keras's clipped cross-entropy) and the chaining in ``Sequential.backward`` to central differences. Every model
+with a recurrent layer is checked with ``implementation="reference"`` and ``"fused"`` (the LSTMs on their kernel;
+a cell without one stays on the reference), and the test asserts which code each layer ran.
 """
 import math
 
@@ -12,6 +14,7 @@ import deeprnn as dr
 from deeprnn import layers
 from deeprnn.gradcheck import check_model_gradients
 from deeprnn.layers.core import Dense
+from lstm_cases import set_implementation
 
 TOLERANCE = 1e-6
 KERAS_EPSILON = 1e-7
@@ -23,6 +26,19 @@ def assert_gradients_match(errors, model, with_input=True):
     assert set(errors) == expected
     worst = max(errors, key=errors.get)
     assert errors[worst] <= TOLERANCE, f"{worst}: relative error {errors[worst]:.2e} > {TOLERANCE:g}; all {errors}"
+
+
+@pytest.fixture(params=["reference", "fused"])
+def implementation(request):
+    return request.param
+
+
+def runs(model, implementation):
+    """``model`` with its recurrent layers on ``implementation``, after asserting every LSTM really takes it."""
+    set_implementation(model, implementation)
+    lstms = [layer for layer in model.layers if isinstance(layer, layers.LSTM)]
+    assert lstms and all(layer.implementation == implementation for layer in lstms)
+    return model
 
 
 def randomize_biases(model, seed=0):
@@ -44,7 +60,7 @@ def cross_entropy_by_hand(probabilities, targets):
     return float((-(targets * numpy.log(numpy.clip(q, KERAS_EPSILON, 1 - KERAS_EPSILON))).sum(axis=-1)).mean())
 
 
-def test_three_deep_stack_mixing_cells_gradients_match_central_differences(device, float64):
+def test_three_deep_stack_mixing_cells_gradients_match_central_differences(device, float64, implementation):
     """GRU -> LSTM -> SimpleRNN -> Dense softmax: BPTT through three recurrent layers, one backward each."""
     B, T, D, V = 3, 5, 2, 4
     model = dr.Sequential([layers.Input((T, D)),
@@ -52,6 +68,7 @@ def test_three_deep_stack_mixing_cells_gradients_match_central_differences(devic
                            layers.LSTM(4, return_sequences=True),
                            layers.SimpleRNN(3),
                            layers.Dense(V, activation="softmax")])
+    runs(model, implementation)
     model.compile(loss="categorical_crossentropy")
     randomize_biases(model)
     rng = numpy.random.default_rng(1)
@@ -100,7 +117,7 @@ def test_saturated_softmax_hits_keras_clip_and_gradients_still_match(device, flo
     assert_gradients_match(check_model_gradients(model, x, y, training=False), model)
 
 
-def test_tutorials_deep_lstm_model_gradients_match_central_differences(device, float64):
+def test_tutorials_deep_lstm_model_gradients_match_central_differences(device, float64, implementation):
     """The tutorial's model at small size, in training mode: recurrent dropout, BatchNorm on batch statistics,
     Dropout, ReLU, softmax and categorical cross-entropy, all masks held fixed by the checker's reseeding."""
     B, T, H, V = 4, 5, 4, 5
@@ -115,6 +132,7 @@ def test_tutorials_deep_lstm_model_gradients_match_central_differences(device, f
                            layers.Dropout(0.3),
                            layers.Dense(V),
                            layers.Activation("softmax")])
+    runs(model, implementation)
     model.compile(loss="categorical_crossentropy", optimizer="adam")
     randomize_biases(model)  # a random Dense bias also keeps ReLU away from its kink when dropout zeroes a row
     rng = numpy.random.default_rng(4)
@@ -124,6 +142,7 @@ def test_tutorials_deep_lstm_model_gradients_match_central_differences(device, f
 
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["one_label_per_sequence", "label_per_step"])
 def test_embedding_lstm_dense_softmax_sparse_loss_gradients_match_central_differences(device, float64,
+                                                                                      implementation,
                                                                                       return_sequences):
     """Token ids in, sparse labels out; with return_sequences the Dense and the loss act on every timestep."""
     B, T, V = 3, 4, 6
@@ -131,6 +150,7 @@ def test_embedding_lstm_dense_softmax_sparse_loss_gradients_match_central_differ
                            layers.Embedding(V, 3),
                            layers.LSTM(4, return_sequences=return_sequences),
                            layers.Dense(V, activation="softmax")])
+    runs(model, implementation)
     model.compile(loss="sparse_categorical_crossentropy")
     randomize_biases(model)
     rng = numpy.random.default_rng(5)
@@ -139,9 +159,11 @@ def test_embedding_lstm_dense_softmax_sparse_loss_gradients_match_central_differ
     assert_gradients_match(check_model_gradients(model, tokens, labels), model, with_input=False)
 
 
-def test_gradient_checker_fails_on_a_backward_that_is_wrong_by_one_percent(device, float64, monkeypatch):
+def test_gradient_checker_fails_on_a_backward_that_is_wrong_by_one_percent(device, float64, implementation,
+                                                                           monkeypatch):
     """The checker itself can fail: scale Dense's weight gradient by 1.01 and the error jumps far above 1e-6."""
     model = dr.Sequential([layers.Input((3, 2)), layers.LSTM(3), layers.Dense(3, activation="softmax")])
+    runs(model, implementation)
     model.compile(loss="categorical_crossentropy")
     rng = numpy.random.default_rng(6)
     x, y = rng.normal(size=(2, 3, 2)), one_hot(rng.integers(0, 3, 2), 3)
@@ -151,8 +173,8 @@ def test_gradient_checker_fails_on_a_backward_that_is_wrong_by_one_percent(devic
     right_backward = Dense.backward
 
     def backward_off_by_one_percent(self, dy, cache):
-        dx, grads = right_backward(self, dy, cache)
-        return dx, [grads[0] * 1.01] + grads[1:]
+        result = right_backward(self, dy, cache)
+        return result._replace(grads=[result.grads[0] * 1.01] + result.grads[1:])
 
     monkeypatch.setattr(Dense, "backward", backward_off_by_one_percent)
     broken = check_model_gradients(model, x, y)
