@@ -478,6 +478,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`deeprnn show runs/x | head -2`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ModuleNotFoundError as error:
         if os.environ.get("DEEPRNN_TRACEBACK") or (error.name or "").split(".")[0] not in EXTRA_OF:
             raise  # not a dependency the user can install: a bug

@@ -80,3 +80,16 @@ def test_resume_with_other_settings_is_a_clear_error(groove, tmp_path, capsys):
     assert main([*changed, "--epochs", "2", "--out", str(tmp_path / "run"), "--resume"]) == 1
     error = capsys.readouterr().err
     assert "--units 8 (this run asks for 12)" in error and "Traceback" not in error
+
+
+def test_train_into_a_run_refuses_in_one_line_unless_overwrite(groove, tmp_path, capsys):
+    common = ["train", "--data", groove, "--embedding-dim", "4", "--epochs", "1", "--out", str(tmp_path / "run"), *TINY]
+    assert main(common) == 0
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    capsys.readouterr()
+    assert main(common) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "holds a training run" in errors[0] and "--overwrite" in errors[0]
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before  # the run is untouched
+    assert main([*common, "--overwrite", "--seed", "4"]) == 0
+    assert (tmp_path / "run" / "last.npz").read_bytes() != before
