@@ -173,3 +173,18 @@ def test_device_gpu_without_a_gpu_is_one_line_and_exit_status_2(command):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device gpu needs CuPy and a CUDA GPU" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_cpu_runs_with_one_blas_thread_unless_told_otherwise(monkeypatch, capsys):
+    """The measured setting (docs/performance.md) is applied by the program, not left to the user's shell."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # as if the shell asked for two (make test: 1)
+        limits = cli.limit_blas_threads(cli.DEFAULT_BLAS_THREADS)
+        blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+        limits.restore_original_limits()
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    asked = []
+    monkeypatch.setattr(cli, "limit_blas_threads", asked.append)
+    main(["evaluate", "--checkpoint", "nope.npz"])
+    main(["evaluate", "--checkpoint", "nope.npz", "--blas-threads", "0"])
+    assert asked == [1, 0]
