@@ -293,15 +293,10 @@ def run_train(args):
         result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    best, last = out / "best.npz", out / "last.npz"
-    if best.is_file():
+    best = out / "best.npz"
+    if best.is_file():  # read back from the file: what it holds, not what this process believes
         print(f"{best}: {describe_checkpoint(checkpoint_metadata(best))} (the best epoch by {result.monitor})")
-    if result.stopped == "interrupted":
-        if last.is_file():
-            print(f"{last}: {describe_checkpoint(checkpoint_metadata(last))}; continue with --resume",
-                  file=sys.stderr)
-        return 130
-    return 0
+    return 130 if result.stopped == "interrupted" else 0
 
 
 def raise_keyboard_interrupt(signum, frame):
