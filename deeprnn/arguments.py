@@ -1,7 +1,8 @@
 """Numbers that come from a user, checked before any work: type, finiteness, sign and range.
 
-Each check returns the value or raises a one-line ValueError naming the argument (as its command-line flag) and the
-value it got: ``--units must be an integer >= 1, got 2.7``. A bool is never a number here (``True`` is not 1 unit).
+Each check returns the value or raises a one-line ValueError naming the argument (a keyword of the library, or a
+command-line flag in the pipeline) and the value it got: ``LSTM: units must be an integer >= 1, got 2.7``. A bool
+is never a number here (``True`` is not 1 unit).
 """
 import math
 import numbers
@@ -33,8 +34,3 @@ def bounds(minimum=None, maximum=None, above=None, below=None):
              f"<= {maximum:g}" if maximum is not None else None, f"< {below:g}" if below is not None else None]
     parts = [part for part in parts if part]
     return (" " + " and ".join(parts)) if parts else ""
-
-
-def flag(key):
-    """A TrainConfig field as its command-line flag: ``seq_len`` -> ``--seq-len``."""
-    return "--" + key.replace("_", "-")

@@ -161,6 +161,13 @@ class Sequential:
         a = as_floatx(backend.to_device(a))
         if a.dtype.kind not in "fiub":
             raise ValueError(f"{what}: expected a numeric array, received dtype {a.dtype}")
+        # after the cast to floatx, so a float64 value beyond float32's range is caught too: one NaN or inf in a
+        # batch would turn every weight it reaches into NaN while the loss of other batches still looks finite
+        if a.dtype.kind == "f":
+            finite = backend.array_module(a).isfinite(a)
+            if not bool(finite.all()):
+                bad = int(finite.size - finite.sum())
+                raise ValueError(f"{what} contains {bad} NaN or infinite value(s) (of {finite.size}) in {backend.floatx()}")
         return a
 
     # -- compile, gradients, one training step -------------------------------------------------------------------------

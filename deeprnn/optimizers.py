@@ -9,7 +9,7 @@
 clipnorm clips each gradient to that L2 norm (Keras's per-variable clipnorm); global_clipnorm scales all gradients
 together when their joint norm exceeds it. See docs/adam.md.
 """
-from . import backend
+from . import arguments, backend
 
 
 def clip_by_norm(g, clip):
@@ -28,8 +28,13 @@ def clip_by_global_norm(grads, clip):
 class Adam:
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipnorm=None,
                  global_clipnorm=None):
-        if learning_rate <= 0:
-            raise ValueError(f"Adam: learning_rate must be positive, got {learning_rate}")
+        arguments.real("Adam: learning_rate", learning_rate, above=0)
+        arguments.real("Adam: beta_1", beta_1, minimum=0, below=1)
+        arguments.real("Adam: beta_2", beta_2, minimum=0, below=1)
+        arguments.real("Adam: epsilon", epsilon, above=0)
+        for name, norm in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
+            if norm is not None:   # a negative norm would flip the gradient's sign; zero would erase it
+                arguments.real(f"Adam: {name}", norm, above=0)
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError("Adam: give clipnorm or global_clipnorm, not both")
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon

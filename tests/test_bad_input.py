@@ -140,6 +140,27 @@ def test_out_of_range_hyperparameters_are_value_errors(make):
         make()
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: layers.LSTM(2.7), "LSTM: units must be an integer >= 1, got 2.7"),
+    (lambda: layers.GRU(True), "GRU: units must be an integer >= 1, got True"),
+    (lambda: layers.SimpleRNN(4, dropout=float("nan")), "SimpleRNN: dropout must be a finite number"),
+    (lambda: layers.Dense("8"), "Dense: units must be an integer >= 1, got '8'"),
+    (lambda: layers.Embedding(10, 0), "Embedding: output_dim must be an integer >= 1, got 0"),
+    (lambda: layers.BatchNormalization(epsilon=0), "BatchNormalization: epsilon must be a finite number > 0"),
+    (lambda: layers.StepCounterEmbedding(5, 3, counter_bits=99), "StepCounterEmbedding: counter_bits must be an integer >= 0 and <= 62"),
+    (lambda: optimizers.Adam(learning_rate=float("nan")), "Adam: learning_rate must be a finite number > 0, got nan"),
+    (lambda: optimizers.Adam(clipnorm=-1), "Adam: clipnorm must be a finite number > 0, got -1"),
+    (lambda: optimizers.Adam(global_clipnorm=0), "Adam: global_clipnorm must be a finite number > 0, got 0"),
+    (lambda: optimizers.Adam(beta_1=1.0), "Adam: beta_1 must be a finite number >= 0 and < 1, got 1.0"),
+])
+def test_numeric_arguments_are_checked_for_type_finiteness_sign_and_range(make, message):
+    """A wrong number is an error naming the argument and the value, never silently rounded (LSTM(2.7) is not 2
+    units) or flipped (a negative clipnorm would reverse every gradient)."""
+    with pytest.raises(ValueError) as error:
+        make()
+    assert str(error.value).startswith(message), str(error.value)
+
+
 def test_set_floatx_accepts_only_float32_and_float64():
     with pytest.raises(ValueError, match="float16"):
         dr.set_floatx("float16")

@@ -241,10 +241,17 @@ def test_model_checkpoint_an_epoch_skipped_for_nan_weights_does_not_raise_the_ba
 
 
 def test_a_nan_loss_during_fit_writes_no_checkpoint(tmp_path):
+    class PoisonAfterFirstBatch(callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 0:
+                weights = self.model.get_weights()
+                weights[-2][:] = numpy.nan   # the output Dense kernel: batch 2's loss is NaN
+                self.model.set_weights(weights)
+
     model = tutorial_model()
     x, y = data()
-    x[5, 2, 0] = numpy.nan
     checkpoint = callbacks.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
     with pytest.raises(dr.NonFiniteLossError, match="epoch 1, batch 2"):
-        model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[checkpoint])
+        model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0,
+                  callbacks=[PoisonAfterFirstBatch(), checkpoint])
     assert os.listdir(tmp_path) == []

@@ -193,18 +193,55 @@ def test_evaluate_and_predict_do_not_depend_on_the_batch_size():
         assert model.evaluate(x, y, batch_size=batch_size) == pytest.approx(by_hand, rel=1e-5)
 
 
+class PoisonAfterBatch(dr.callbacks.Callback):
+    """Sets the output Dense kernel to NaN after batch ``batch`` (0-based) of the first epoch."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_batch_end(self, batch, logs=None):
+        if batch == self.batch and not getattr(self, "done", False):
+            weights = self.model.get_weights()
+            weights[-2][:] = numpy.nan
+            self.model.set_weights(weights)
+            self.done = True
+
+
 def test_a_nan_loss_stops_fit_naming_epoch_and_batch_with_the_weights_from_before_that_batch():
     model = small_model()
-    twin = copy_of(model)
     x, y = data(6)
-    x[3, 1, 0] = numpy.nan  # sample 3 is in batch 2 of 3 (batch size 2, no shuffling)
+    poison = PoisonAfterBatch(0)   # batch 2 of 3 (batch size 2, no shuffling) then computes a NaN loss
     with pytest.raises(dr.NonFiniteLossError, match=r"epoch 1, batch 2 of 3") as error:
-        model.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0)
+        model.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0, callbacks=[poison])
     assert isinstance(error.value, FloatingPointError)
-    twin.train_on_batch(x[:2], y[:2])  # only batch 1 was applied
-    for got, want in zip(model.get_weights(), twin.get_weights()):
+    weights = model.get_weights()
+    assert numpy.isnan(weights[-2]).all()                                  # the poisoned kernel, as it was set
+    assert all(numpy.isfinite(w).all() for k, w in enumerate(weights) if k != len(weights) - 2), \
+        "no update was applied from the NaN batch"
+
+
+@pytest.mark.parametrize("bad", [numpy.nan, numpy.inf, -numpy.inf, 1e39])   # 1e39 overflows float32
+@pytest.mark.parametrize("where", ["x", "y"])
+def test_non_finite_data_is_refused_before_any_work(bad, where):
+    """fit/train_on_batch/predict refuse NaN or inf data (or float64 beyond float32) naming x or y, weights
+    untouched: inf in x once trained silently to NaN weights while the loss still looked finite."""
+    model = small_model()
+    before = model.get_weights()
+    x, y = data(6)
+    if where == "y":   # one-hot float targets: integer labels cannot hold a NaN
+        y = numpy.eye(3, dtype="float64")[y]
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+    (x if where == "x" else y)[3, ...] = bad
+    with pytest.raises(ValueError, match=rf"^{where} contains \d+ NaN or infinite"):
+        model.fit(x, y, epochs=1, batch_size=2, shuffle=False, verbose=0)
+    with pytest.raises(ValueError, match=rf"^{where} contains"):
+        model.train_on_batch(x, y)
+    if where == "x":
+        with pytest.raises(ValueError, match="^x contains"):
+            model.predict(x)
+    for got, want in zip(model.get_weights(), before):
         numpy.testing.assert_array_equal(got, want)
-        assert numpy.isfinite(got).all()
 
 
 def test_a_nan_loss_in_a_later_epoch_names_that_epoch():

@@ -8,7 +8,7 @@ See docs/dense-and-activations.md and docs/softmax-cross-entropy.md.
 """
 from collections import namedtuple
 
-from .. import activations
+from .. import activations, arguments
 from ..backend import array_module
 from .base import Backward, Layer
 
@@ -54,9 +54,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None):
         super().__init__(name)
-        if int(units) <= 0:
-            raise ValueError(f"Dense: units must be positive, got {units}")
-        self.units = int(units)
+        self.units = arguments.integer("Dense: units", units, minimum=1)
         self.activation = check_activation_name(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer

@@ -3,16 +3,14 @@
 The mask already holds the 1/(1 - rate) scale, so the backward is one line: dx = dy * mask.
 See docs/dropout.md.
 """
-from .. import backend
+from .. import arguments, backend
 from .base import Backward, Layer
 
 
 class Dropout(Layer):
     def __init__(self, rate, name=None):
         super().__init__(name)
-        if not 0 <= float(rate) < 1:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = float(arguments.real("Dropout: rate", rate, minimum=0, below=1))
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:

@@ -3,7 +3,7 @@
 Backward: dE[k] = sum of dy[b, t] over the positions where x[b, t] == k (a scatter-add); no gradient to x.
 See docs/embedding.md.
 """
-from .. import backend
+from .. import arguments, backend
 from .base import Backward, Layer
 
 
@@ -12,7 +12,8 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", name=None):
         super().__init__(name)
-        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.input_dim = arguments.integer("Embedding: input_dim", input_dim, minimum=1)
+        self.output_dim = arguments.integer("Embedding: output_dim", output_dim, minimum=1)
         self.embeddings_initializer = embeddings_initializer
 
     def build(self, input_shape):

@@ -8,6 +8,7 @@ See docs/batch-normalization.md.
 """
 from collections import namedtuple
 
+from .. import arguments
 from .base import Backward, Layer
 
 BatchNormCache = namedtuple("BatchNormCache", "x_hat inv_std count mean var training")
@@ -20,7 +21,9 @@ class BatchNormalization(Layer):
         super().__init__(name)
         if axis not in (-1,):
             raise ValueError("BatchNormalization: only axis=-1 (the feature axis) is supported")
-        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.axis = axis
+        self.momentum = float(arguments.real("BatchNormalization: momentum", momentum, minimum=0, maximum=1))
+        self.epsilon = float(arguments.real("BatchNormalization: epsilon", epsilon, above=0))
         self.center, self.scale = center, scale
 
     def build(self, input_shape):

@@ -27,7 +27,7 @@ gets arrays and returns arrays. ``DEEPRNN_REFERENCE=1`` in the environment makes
 import os
 from collections import namedtuple
 
-from .. import activations, backend
+from .. import activations, arguments, backend
 from ..kernels.workspace import workspace
 from .base import Backward, Layer, as_floatx
 
@@ -112,12 +112,10 @@ class RNN(Layer):
             raise ValueError(f"{type(self).__name__}: implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
                              f"got {implementation!r}")
         self.implementation = implementation
-        if int(units) <= 0:
-            raise ValueError(f"{type(self).__name__}: units must be positive, got {units}")
+        cls = type(self).__name__
+        self.units = arguments.integer(f"{cls}: units", units, minimum=1)
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0 <= float(rate) < 1:
-                raise ValueError(f"{type(self).__name__}: {arg} must be in [0, 1), got {rate}")
-        self.units = int(units)
+            arguments.real(f"{cls}: {arg}", rate, minimum=0, below=1)
         self.activation_name, self.recurrent_activation_name = activation, recurrent_activation
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)

@@ -9,7 +9,7 @@ where in a 4-bar phrase (bits 4-5) it is without having to count.
 Backward: dE[k] = sum of dy[b, t, :E] where token == k (as Embedding, see docs/embedding.md); the counters have
 no weights, and integer input gets no gradient.
 """
-from .. import backend
+from .. import arguments, backend
 from .base import Backward, Layer
 
 
@@ -18,8 +18,11 @@ class StepCounterEmbedding(Layer):
 
     def __init__(self, input_dim, output_dim, counter_bits=6, embeddings_initializer="uniform", name=None):
         super().__init__(name)
-        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.counter_bits = int(counter_bits)
+        self.input_dim = arguments.integer("StepCounterEmbedding: input_dim", input_dim, minimum=1)
+        self.output_dim = arguments.integer("StepCounterEmbedding: output_dim", output_dim, minimum=1)
+        # the counter is a shift of int64 steps: more than 62 bits would overflow
+        self.counter_bits = arguments.integer("StepCounterEmbedding: counter_bits", counter_bits, minimum=0,
+                                              maximum=62)
         self.embeddings_initializer = embeddings_initializer
 
     def build(self, input_shape):

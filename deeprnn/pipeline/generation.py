@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy
 
-from .. import backend
+from .. import arguments, backend
 from ..music import read_events, write_midi
-from . import arguments
 from .checkpoints import load_checkpoint
 from .datasets import open_data
 from .sequence_statistics import format_statistics, token_statistics

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy
 
-from .. import layers, optimizers
+from .. import arguments, layers, optimizers
 from ..model import Sequential
 from ..music import DrumGridTokenizer
-from . import arguments
 from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
 from .ngram import Triples, trigram_triples
 from .scoring import piece_nll, window_nll
@@ -278,10 +277,10 @@ def check_settings(config):
         raise ValueError(f"--bar-position must be True or False, got {config.bar_position!r}")
     for key, minimum in INTEGER_SETTINGS.items():
         if getattr(config, key) is not None:
-            arguments.integer(arguments.flag(key), getattr(config, key), minimum=minimum)
+            arguments.integer(flag(key), getattr(config, key), minimum=minimum)
     for key, limits in REAL_SETTINGS.items():
         if getattr(config, key) is not None:
-            arguments.real(arguments.flag(key), getattr(config, key), **limits)
+            arguments.real(flag(key), getattr(config, key), **limits)
 
 
 def check_common(config):
@@ -293,3 +292,8 @@ def compiled(model, input_shape, config, loss):
     clipnorm = config.clipnorm if config.clipnorm else None
     model.compile(optimizer=optimizers.Adam(learning_rate=config.lr, clipnorm=clipnorm), loss=loss)
     return model
+
+
+def flag(key):
+    """A TrainConfig field as its command-line flag: ``seq_len`` -> ``--seq-len``."""
+    return "--" + key.replace("_", "-")
