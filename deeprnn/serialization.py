@@ -55,7 +55,8 @@ def read_archive(path):
     try:
         with numpy.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # a truncated zip is BadZipFile
+    # a truncated zip is BadZipFile; a damaged "version needed" field is NotImplementedError
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as error:
         raise ValueError(f"{path}: not a readable deeprnn model file ({error})") from None
 
 
