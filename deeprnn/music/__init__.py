@@ -22,6 +22,7 @@ from deeprnn.music.corpus import (
     tokenize_corpus,
 )
 from deeprnn.music.drum_grid import DrumGridTokenizer
+from deeprnn.music.expressive_grid import ExpressiveDrumGridTokenizer
 from deeprnn.music.midi_io import MidiReadError, NoteEvent, NoteSequence, read_events, write_midi
 from deeprnn.music.seed_tokenizer import SeedTokenizer
 from deeprnn.music.tokenizer import Tokenizer, load_tokenizer
@@ -29,6 +30,7 @@ from deeprnn.music.tokenizer import Tokenizer, load_tokenizer
 __all__ = [
     "DrumGridTokenizer",
     "EventCorpus",
+    "ExpressiveDrumGridTokenizer",
     "MidiReadError",
     "NoteEvent",
     "NoteSequence",

@@ -138,10 +138,19 @@ class DrumGridTokenizer(Tokenizer):
 
         Nearest step, halves rounded up; negative onsets clamp to step 0.
         """
+        steps, classes, velocities, _ = self.quantize_with_offsets(events)
+        return steps, classes, velocities
+
+    def quantize_with_offsets(self, events: list[NoteEvent]):
+        """``quantize`` plus each hit's offset from its step, in steps: (N,) float in [-0.5, 0.5).
+
+        With u = start * steps_per_quarter, the step is s = floor(u + 1/2) and the offset u - s (GrooVAE's
+        microtiming); a negative onset clamped to step 0 keeps the offset of its unclamped step.
+        """
         drums = [(event.start, event.pitch, event.velocity) for event in events if event.is_drum]
         if not drums:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
+            return empty, empty, empty, np.zeros(0)
         starts, pitches, velocities = (np.asarray(column) for column in zip(*drums))
         # The grid is allocated from the last onset: bound it before, so hostile times cannot ask for terabytes.
         last = starts.max() if np.all(np.isfinite(starts)) else np.inf
@@ -150,8 +159,10 @@ class DrumGridTokenizer(Tokenizer):
                              f"a piece may have at {self.steps_per_quarter} steps per quarter")
         classes = PITCH_TO_CLASS[np.clip(pitches, 0, 127).astype(np.int64)]
         known = (classes >= 0) & (pitches >= 0) & (pitches <= 127)
-        steps = np.floor(starts[known] * self.steps_per_quarter + 0.5).astype(np.int64)
-        return np.maximum(steps, 0), classes[known], velocities[known].astype(np.int64)
+        positions = starts[known] * self.steps_per_quarter  # u: the onset in steps
+        steps = np.floor(positions + 0.5).astype(np.int64)
+        offsets = np.clip(positions - steps, -0.5, np.nextafter(0.5, 0))  # rounding could reach 0.5 itself
+        return np.maximum(steps, 0), classes[known], velocities[known].astype(np.int64), offsets
 
     def encode(self, events: list[NoteEvent]) -> np.ndarray:
         """events -> (T,) int32 tokens: START, one mask per step (velocity tokens after it if binned), END."""
