@@ -269,6 +269,26 @@ class BackupAndRestore(Callback):
             os.remove(self.filepath)
 
 
+class LearningRateScheduler(Callback):
+    """Keras's ``LearningRateScheduler``: at the start of every epoch, ``lr = schedule(epoch, lr)`` becomes the
+    optimizer's learning rate; the epoch's logs get ``learning_rate``."""
+
+    def __init__(self, schedule, verbose=0):
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.schedule(epoch, float(self.model.optimizer.learning_rate)))
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"LearningRateScheduler: the schedule gave learning rate {lr} for epoch {epoch + 1}")
+        self.model.optimizer.learning_rate = lr
+        if self.verbose:
+            print(f"epoch {epoch + 1}: learning rate {lr:.3g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
 class TimeBudget(Callback):
     """Stop training before an epoch that would end past ``minutes`` of training in all (resumed runs included).
 

@@ -134,6 +134,9 @@ def add_train_arguments(parser):
     parser.add_argument("--batch-size", type=COUNT, help="windows per batch [32 / 32]")
     parser.add_argument("--epochs", type=COUNT, help="epochs [30]")
     parser.add_argument("--lr", type=POSITIVE, help="Adam learning rate [2e-3 / 1e-3]")
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"],
+                        help="the learning rate over the run: constant, or cosine decay from --lr over the epochs "
+                             "that fit --epochs and --time-budget [constant / constant]")
     parser.add_argument("--dropout", type=FRACTION, help="dropout after each recurrent layer, in [0, 1) [0.3 / 0.3]")
     parser.add_argument("--recurrent-dropout", type=FRACTION,
                         help="Keras recurrent_dropout of each cell, in [0, 1) [0 / 0.3]")
@@ -286,7 +289,7 @@ def run_train(args):
                          epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                          recurrent_dropout=args.recurrent_dropout, clipnorm=args.clipnorm,
                          max_files=args.max_files, seed=args.seed, bar_position=args.bar_position,
-                         time_budget=args.time_budget)
+                         time_budget=args.time_budget, lr_schedule=args.lr_schedule)
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:

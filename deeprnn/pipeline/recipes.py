@@ -8,6 +8,9 @@
 - ``drums`` (default): ``DrumGridTokenizer``'s 16th-note grid, an Embedding, a deep LSTM (GRU or SimpleRNN
   selectable) predicting the next token at every position (``return_sequences``), dropout between layers, the
   official Groove split, the best checkpoint by validation loss, sampling with temperature.
+- ``groove``: the drums recipe on ``ExpressiveDrumGridTokenizer``'s tokens: every struck class of a step is followed
+  by a token of its velocity and its offset from the grid, so the model learns how the drummers play
+  (docs/expressive-drums.md). Longer windows (in tokens) hold about the same bars as the drums recipe's.
 
 A ``TrainConfig`` holds every choice of a run; it is saved in each checkpoint, so generate and resume need
 nothing else.
@@ -20,8 +23,9 @@ import numpy
 
 from .. import arguments, layers, optimizers
 from ..model import Sequential
-from ..music import DrumGridTokenizer
+from ..music import DrumGridTokenizer, ExpressiveDrumGridTokenizer
 from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
+from .lr_schedule import SCHEDULES
 from .ngram import Triples, trigram_triples
 from .scoring import piece_nll, window_nll
 from .windows import LastTokenWindows, NextTokenWindows, TokenStream
@@ -50,6 +54,7 @@ class TrainConfig:
     seed: int | None = None
     bar_position: bool | None = None
     time_budget: float | None = None  # minutes of training (data loading excluded); None: no limit
+    lr_schedule: str | None = None  # "constant" or "cosine" (see lr_schedule.py)
 
     def __post_init__(self):
         """Every number checked before any work (None means "not given" and passes)."""
@@ -88,7 +93,7 @@ class DrumsRecipe:
     greedy_by_default = False
     defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=64, seq_len=64, batch_size=32, epochs=30,
                     lr=2e-3, dropout=0.3, recurrent_dropout=0.0, clipnorm=1.0, max_files=None, seed=0,
-                    bar_position=True, time_budget=None)
+                    bar_position=True, time_budget=None, lr_schedule="constant")
 
     def check(self, config):
         check_common(config)
@@ -144,6 +149,14 @@ class DrumsRecipe:
         """Never sampled mid-piece: START, and END (we want the number of steps asked for)."""
         return [tokenizer.start_token, tokenizer.end_token]
 
+    def grammar(self, tokenizer):
+        """What a sampler must keep beyond ``forbidden_tokens``: nothing (every step token may follow any)."""
+        return None
+
+    def decode_generated(self, tokens, tokenizer, rng):
+        """Generated tokens -> note events (the grid decodes deterministically)."""
+        return tokenizer.decode(tokens)
+
     def stream(self, sequences, config, tokenizer):
         return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer))
 
@@ -174,7 +187,7 @@ class SeedRecipe:
     greedy_by_default = True
     defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=None, seq_len=100, batch_size=32, epochs=30,
                     lr=1e-3, dropout=0.3, recurrent_dropout=0.3, clipnorm=None, max_files=200, seed=0,
-                    bar_position=False, time_budget=None)
+                    bar_position=False, time_budget=None, lr_schedule="constant")
     head_units = 128
 
     def check(self, config):
@@ -219,6 +232,12 @@ class SeedRecipe:
         """UNK stands for symbols unseen in training; it decodes to silence, so it is never generated."""
         return [tokenizer.unk_id]
 
+    def grammar(self, tokenizer):
+        return None
+
+    def decode_generated(self, tokens, tokenizer, rng):
+        return tokenizer.decode(tokens)
+
     def stream(self, sequences, config, tokenizer):
         return TokenStream.from_sequences(sequences)
 
@@ -248,7 +267,29 @@ class SeedRecipe:
                                                               tokenizer.vocab_size))
 
 
-RECIPES = {"drums": DrumsRecipe(), "seed": SeedRecipe()}
+class GrooveRecipe(DrumsRecipe):
+    """The drums recipe on the expressive grid: hit tokens carry velocity and microtiming (docs/expressive-drums.md).
+
+    A step is 2.2 tokens on average here (1.2 hit tokens after each step token), so the windows are twice the drums
+    recipe's in tokens: 128 tokens hold about 58 steps, 3.6 bars, as 64 step tokens hold 4.
+    """
+
+    name = "groove"
+    defaults = dict(DrumsRecipe.defaults, seq_len=128)
+
+    def make_tokenizer(self):
+        return ExpressiveDrumGridTokenizer()
+
+    def grammar(self, tokenizer):
+        """After a step token come exactly as many hit tokens as it strikes classes: the tokenizer counts them."""
+        return tokenizer
+
+    def decode_generated(self, tokens, tokenizer, rng):
+        """Velocities and offsets drawn uniformly inside their sampled bins, so they spread like the drummers'."""
+        return tokenizer.decode(tokens, rng=rng)
+
+
+RECIPES = {"drums": DrumsRecipe(), "groove": GrooveRecipe(), "seed": SeedRecipe()}
 
 
 def get_recipe(name):
@@ -273,6 +314,8 @@ def check_settings(config):
         raise ValueError(f"--cell must be one of {sorted(CELLS)}, got {config.cell!r}")
     if config.data is not None and not isinstance(config.data, str):
         raise ValueError(f"--data must be a path or music21:NAME, got {config.data!r}")
+    if config.lr_schedule is not None and config.lr_schedule not in SCHEDULES:
+        raise ValueError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}")
     if config.bar_position is not None and not isinstance(config.bar_position, bool):
         raise ValueError(f"--bar-position must be True or False, got {config.bar_position!r}")
     for key, minimum in INTEGER_SETTINGS.items():

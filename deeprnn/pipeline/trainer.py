@@ -34,6 +34,7 @@ from ..files import atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
 from .checkpoints import CheckpointError, check_resume, checkpoint_metadata, load_checkpoint
 from .datasets import open_data, resolve_source
+from .lr_schedule import learning_rate_schedule
 from .recipes import TrainConfig, get_recipe
 from .run_log import ProgressBar, RunLog, ValidationScore
 from .windows import TrainingWindows
@@ -161,13 +162,16 @@ def fit_run(run, out_dir, progress=True, log=print):
     best = ModelCheckpoint(out_dir / BEST, monitor=recipe.monitor, save_best_only=True, save_weights_only=True,
                            metadata=metadata)
     budget = TimeBudget(config.time_budget, log=log)
+    schedule = learning_rate_schedule(config, log=log)
+    scheduled = [] if schedule is None else [schedule]
     run_log = RunLog(out_dir / HISTORY_CSV, out_dir / LOSS_PNG, recipe.monitor, recipe.validation_label,
                      config.epochs, log=log)
     backup = BackupAndRestore(out_dir / LAST, delete_checkpoint=False, metadata=metadata,
-                              state_of=[best, budget, run_log])
+                              state_of=[best, budget, run_log] + scheduled)
     bar = ProgressBar(config.epochs, enabled=progress)
-    callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer), budget, best, run_log,
-                 backup]
+    # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
+    callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer), budget, *scheduled,
+                 best, run_log, backup]
     stopped = "completed"
     try:
         model.fit(source, epochs=config.epochs, verbose=0, callbacks=callbacks)

@@ -1,0 +1,54 @@
+"""The learning rate over a run: constant (Keras's default), or a cosine decay over the epochs the run will have.
+
+Cosine decay (Loshchilov & Hutter's SGDR without restarts; Keras's ``CosineDecay``), per epoch ``e`` of ``E``:
+
+    lr_e = lr_0 * (alpha + (1 - alpha) * (1 + cos(pi * e / E)) / 2)
+
+Large steps while the loss falls fast, small ones at the end, where a constant rate keeps the weights hopping
+around a minimum it could settle into. ``E`` is ``--epochs``; with a ``--time-budget`` it is the number of epochs
+that fit in the budget, measured by the first epoch (training plus validation) and fixed from then on. The plan is
+part of the run's state, so ``--resume`` continues the same curve.
+"""
+import math
+
+from ..callbacks import LearningRateScheduler
+
+SCHEDULES = ("constant", "cosine")
+FLOOR = 0.02   # alpha: the last epochs still move a little
+
+
+class CosineDecay(LearningRateScheduler):
+    """lr_e as above, with E planned from ``epochs`` and, when given, ``budget_minutes`` and the first epoch's time
+    (``logs["seconds"]``, set by the TimeBudget callback, which must come before this one)."""
+
+    def __init__(self, initial_lr, epochs, budget_minutes=None, alpha=FLOOR, log=print):
+        super().__init__(self.rate)
+        self.initial_lr, self.epochs, self.alpha, self.log = initial_lr, epochs, alpha, log
+        self.budget = None if budget_minutes is None else 60.0 * budget_minutes
+        self.planned = None if self.budget is not None else epochs
+
+    def rate(self, epoch, lr):
+        if self.planned is None:          # the first epoch of a budgeted run, before the plan exists
+            return self.initial_lr
+        progress = min(epoch, self.planned) / self.planned
+        return self.initial_lr * (self.alpha + (1 - self.alpha) * (1 + math.cos(math.pi * progress)) / 2)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.planned is None:
+            fit = int(self.budget // max(logs["seconds"], 1e-9))
+            self.planned = max(1, min(self.epochs, fit))
+            self.log(f"cosine learning-rate decay over {self.planned} epochs (those that fit in the time budget)")
+
+    def get_state(self):
+        return {"planned": self.planned}
+
+    def set_state(self, state):
+        self.planned = state["planned"]
+
+
+def learning_rate_schedule(config, log=print):
+    """The callback that sets the learning rate of ``config``'s run, or None for a constant rate."""
+    if config.lr_schedule == "cosine":
+        return CosineDecay(config.lr, config.epochs, config.time_budget, log=log)
+    return None
