@@ -90,14 +90,19 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
     H, dtype = H4 // 4, xw.dtype
     h0, c0 = initial_state
     half = HALF.astype(dtype)
+    masks = None if recurrent_masks is None else recurrent_masks[ORDER]
+    # one step without masks (generation, a token per call): z = x W + b + h_0 U with U as stored, since laying U
+    # out gate-major (two passes over H x 4H) would cost more than the step itself
+    single_step = T == 1 and masks is None
+    if single_step:
+        xw = (xw[0] + h0 @ U)[None]
 
     # gates (4, T, B, H), kernel order, sigmoid gates halved: holds x_t W + b, becomes the activated gates
     gates = ws.empty((4, T, B, H), dtype)
     xw_blocks = xw.reshape(T, B, 4, H)
     for k, j in enumerate(ORDER):
         numpy.multiply(xw_blocks[:, :, j], half[k], out=gates[k])
-    U_k = gate_major(U) * half
-    masks = None if recurrent_masks is None else recurrent_masks[ORDER]
+    U_k = None if single_step else gate_major(U) * half
 
     hs = ws.empty((T + 1, B, H), dtype)                # hs[t] = h_{t-1}: hs[0] is the initial state
     cs = ws.empty((T + 1, B, H), dtype)
@@ -108,13 +113,16 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
     ig = numpy.empty((B, H), dtype=dtype)
     for t in range(T):
         a = gates[:, t]
-        if h_ins is None:
-            h_in = hs[t]
+        if single_step:
+            pass                                          # h_0 U is in a already
+        elif h_ins is None:
+            numpy.matmul(hs[t], U_k, out=zh)              # (B, H) @ (4, H, H)
+            numpy.add(a, zh, out=a)
         else:
             h_in = h_ins[:, t]
             numpy.multiply(hs[t], masks, out=h_in)
-        numpy.matmul(h_in, U_k, out=zh)                   # (B, H) or (4, B, H) @ (4, H, H)
-        numpy.add(a, zh, out=a)
+            numpy.matmul(h_in, U_k, out=zh)               # (4, B, H) @ (4, H, H)
+            numpy.add(a, zh, out=a)
         numpy.tanh(a, out=a)
         sig = a[SIGMOID]                                  # o, i, f = (1 + tanh(z / 2)) / 2
         numpy.multiply(sig, 0.5, out=sig)
