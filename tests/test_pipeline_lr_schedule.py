@@ -54,18 +54,20 @@ def test_cosine_decay_over_the_epochs_follows_the_formula():
     assert schedule.rate(12, None) == pytest.approx(2e-3 * FLOOR)   # past the plan: the floor
 
 
-def test_cosine_decay_plans_the_epochs_that_fit_the_budget_and_keeps_the_plan_for_resume():
+def test_cosine_decay_plans_the_epochs_the_budget_holds_and_keeps_the_plan_for_resume():
     schedule = CosineDecay(1e-3, epochs=100, budget_minutes=10, log=lambda *a: None)
     assert schedule.rate(0, None) == 1e-3                 # no plan yet: the first epoch runs at lr_0
     schedule.set_model(small_model())
-    schedule.on_epoch_end(0, {"seconds": 70.0})           # 600 s / 70 s: 8 epochs fit
+    schedule.on_epoch_end(0, {"seconds": 70.0, "elapsed": 70.0})     # 530 s left at 70 s an epoch: 7 more
     assert schedule.planned == 8
+    schedule.on_epoch_end(1, {"seconds": 130.0, "elapsed": 200.0})   # the machine slowed: 400 s hold 3 more
+    assert schedule.planned == 5
     resumed = CosineDecay(1e-3, epochs=100, budget_minutes=10, log=lambda *a: None)
     resumed.set_state(schedule.get_state())
-    assert [resumed.rate(e, None) for e in range(8)] == [schedule.rate(e, None) for e in range(8)]
+    assert [resumed.rate(e, None) for e in range(5)] == [schedule.rate(e, None) for e in range(5)]
     short = CosineDecay(1e-3, epochs=3, budget_minutes=10, log=lambda *a: None)
     short.set_model(small_model())
-    short.on_epoch_end(0, {"seconds": 1.0})
+    short.on_epoch_end(0, {"seconds": 1.0, "elapsed": 1.0})
     assert short.planned == 3                             # --epochs caps the plan
 
 

@@ -6,8 +6,9 @@ Cosine decay (Loshchilov & Hutter's SGDR without restarts; Keras's ``CosineDecay
 
 Large steps while the loss falls fast, small ones at the end, where a constant rate keeps the weights hopping
 around a minimum it could settle into. ``E`` is ``--epochs``; with a ``--time-budget`` it is the number of epochs
-that fit in the budget, measured by the first epoch (training plus validation) and fixed from then on. The plan is
-part of the run's state, so ``--resume`` continues the same curve.
+the budget will hold: after every epoch, the epochs done plus those that still fit at the last epoch's pace (the
+TimeBudget callback's own stopping rule), so the curve follows a machine that slows down or speeds up. The plan is
+part of the run's state, so ``--resume`` continues it.
 """
 import math
 
@@ -18,8 +19,8 @@ FLOOR = 0.02   # alpha: the last epochs still move a little
 
 
 class CosineDecay(LearningRateScheduler):
-    """lr_e as above, with E planned from ``epochs`` and, when given, ``budget_minutes`` and the first epoch's time
-    (``logs["seconds"]``, set by the TimeBudget callback, which must come before this one)."""
+    """lr_e as above, with E planned from ``epochs`` and, when given, ``budget_minutes`` and the epochs' times
+    (``logs["seconds"]``, ``logs["elapsed"]``, set by the TimeBudget callback, which must come before this one)."""
 
     def __init__(self, initial_lr, epochs, budget_minutes=None, alpha=FLOOR, log=print):
         super().__init__(self.rate)
@@ -35,10 +36,12 @@ class CosineDecay(LearningRateScheduler):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        if self.planned is None:
-            fit = int(self.budget // max(logs["seconds"], 1e-9))
-            self.planned = max(1, min(self.epochs, fit))
-            self.log(f"cosine learning-rate decay over {self.planned} epochs (those that fit in the time budget)")
+        if self.budget is not None:
+            still = int(max(self.budget - logs["elapsed"], 0.0) // max(logs["seconds"], 1e-9))
+            planned = max(1, min(self.epochs, epoch + 1 + still))
+            if planned != self.planned:
+                self.log(f"cosine learning-rate decay over {planned} epochs (those the time budget holds)")
+            self.planned = planned
 
     def get_state(self):
         return {"planned": self.planned}
