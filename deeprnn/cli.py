@@ -123,8 +123,10 @@ def add_machine_arguments(parser):
 def add_train_arguments(parser):
     parser.add_argument("--data", help="Groove folder or zip, a folder of MIDI files, or music21:COMPOSER "
                                        "[$DEEPRNN_GROOVE, else the cached or downloaded Groove dataset]")
-    parser.add_argument("--recipe", choices=("drums", "seed"),
-                        help="drums: drum grid + embedding + deep LSTM; seed: the tutorial as written [drums]")
+    parser.add_argument("--recipe", choices=("drums", "groove", "seed"),
+                        help="drums: drum grid + embedding + deep LSTM; groove: the drums recipe with each hit's "
+                             "velocity and timing offset learned from the drummers; seed: the tutorial as "
+                             "written [drums]")
     add_machine_arguments(parser)
     parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), help="recurrent cell [lstm]")
     parser.add_argument("--layers", type=COUNT, help="recurrent layers [2]")
@@ -191,6 +193,10 @@ def add_evaluate_arguments(parser):
     parser.add_argument("--generation-stats", type=COUNT, metavar="N", nargs="?", const=500,
                         help="also generate N tokens (500) greedy and sampled from one validation primer and "
                              "report distinct tokens, longest run and longest loop of each")
+    parser.add_argument("--primers", type=COUNT,
+                        help="groove recipe with --generation-stats: also generate N tokens after each of this "
+                             "many validation primers and compare each drum class's velocities and offsets with "
+                             "the split's and with robotic output's [10]")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the --generation-stats primer and sampling [0]")
     add_machine_arguments(parser)
 
@@ -357,6 +363,10 @@ def run_evaluate(args):
     if args.stride not in (None, 1) and recipe != "seed":
         raise UserError(f"--stride {args.stride}: only the seed recipe scores windows; {args.checkpoint} is a "
                         f"{recipe} checkpoint, scored on whole pieces")
+    if args.primers is not None and (recipe != "groove" or not args.generation_stats):
+        raise UserError(f"--primers {args.primers}: only the groove recipe's --generation-stats generates from "
+                        f"several primers; {args.checkpoint} is a {recipe} checkpoint"
+                        + ("" if recipe != "groove" else " and --generation-stats was not given"))
     if args.json:
         check_output_file("--json", args.json, (".json",))
     require_modules("music21")
@@ -369,6 +379,13 @@ def run_evaluate(args):
         print(f"{args.generation_stats} generated tokens after one validation primer (seed {args.seed}):")
         report["generation"] = greedy_versus_sampled(args.checkpoint, num_steps=args.generation_stats,
                                                      seed=args.seed, data=args.data)
+        if recipe == "groove":
+            from .pipeline.expressive_statistics import generation_distributions
+
+            report["expressive"] = generation_distributions(args.checkpoint, split=args.split,
+                                                            num_steps=args.generation_stats,
+                                                            primers=args.primers or 10,
+                                                            seed=args.seed, data=args.data)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:

@@ -79,19 +79,23 @@ class ExpressiveDrumGridTokenizer(DrumGridTokenizer):
         return self.first_hit_token <= token < self.vocab_size
 
     # --- encode ---------------------------------------------------------------------------------------------------
+    def played_hits(self, events: list[NoteEvent]):
+        """One hit per struck (step, class), as encode keeps it: (step, class, velocity, offset) arrays, each (N,),
+        sorted by (step, class). The loudest hit of a pair speaks for it, with its own offset."""
+        steps, classes, velocities, offsets = self.quantize_with_offsets(events)
+        order = np.lexsort((velocities, classes, steps))
+        steps, classes, velocities, offsets = steps[order], classes[order], velocities[order], offsets[order]
+        last = np.append((steps[1:] != steps[:-1]) | (classes[1:] != classes[:-1]), True)[:len(steps)]
+        return steps[last], classes[last], velocities[last], offsets[last]
+
     def encode(self, events: list[NoteEvent]) -> np.ndarray:
         """events -> (T,) int32: START, per step its mask then one hit token per struck class, END."""
-        steps, classes, velocities, offsets = self.quantize_with_offsets(events)
+        steps, classes, velocities, offsets = self.played_hits(events)
         num_steps = int(steps.max()) + 1 if len(steps) else 0
         masks = np.zeros(num_steps, dtype=np.int64)
         np.bitwise_or.at(masks, steps, 1 << classes)
-        # The loudest hit of a (step, class) speaks for it: sorted by (step, class, velocity), the last of a pair.
-        order = np.lexsort((velocities, classes, steps))
-        steps, classes, velocities, offsets = steps[order], classes[order], velocities[order], offsets[order]
-        last = np.append((steps[1:] != steps[:-1]) | (classes[1:] != classes[:-1]), True)
         hit_tokens = np.zeros((num_steps, NUM_CLASSES), dtype=np.int64)
-        hit_tokens[steps[last], classes[last]] = self.hit_token(self.velocity_bin(velocities[last]),
-                                                                self.offset_bin(offsets[last]))
+        hit_tokens[steps, classes] = self.hit_token(self.velocity_bin(velocities), self.offset_bin(offsets))
         tokens = [self.start_token]
         for step, mask in enumerate(masks.tolist()):
             tokens.append(mask)
@@ -158,3 +162,7 @@ class ExpressiveDrumGridTokenizer(DrumGridTokenizer):
         if self.is_hit_token(token):
             return max(owed - 1, 0)
         return 0  # START, END
+
+    def forbidden_while(self, owed: int) -> range:
+        """Tokens that would break the layout: any but a hit token while hits are owed, a hit token when none is."""
+        return range(0, self.first_hit_token) if owed else range(self.first_hit_token, self.vocab_size)

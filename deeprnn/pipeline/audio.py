@@ -1,8 +1,18 @@
-"""Rendering a MIDI file to WAV with the ``fluidsynth`` program and a General MIDI SoundFont, when installed."""
+"""Rendering a MIDI file to WAV with the ``fluidsynth`` program and a General MIDI SoundFont, when installed.
+
+fluidsynth renders at its default gain of 0.2, so a drum track peaks near 0.1 of full scale (-20 dBFS): too quiet
+beside any other audio. ``normalize_peak`` scales the rendered samples so the loudest one sits at -1 dBFS, the
+usual ceiling that leaves a little headroom for a player's resampling.
+"""
 import os
 import shutil
 import subprocess
+import wave
 from pathlib import Path
+
+import numpy
+
+from ..files import atomic_write
 
 SOUNDFONT_ENV = "DEEPRNN_SOUNDFONT"
 # Where Debian/Ubuntu (fluid-soundfont-gm, musescore-general-soundfont), Fedora and Homebrew put a GM SoundFont.
@@ -29,8 +39,49 @@ def find_soundfont():
                            f"fluid-soundfont-gm) or set ${SOUNDFONT_ENV} to a .sf2 file")
 
 
-def render_wav(midi_path, wav_path=None, sample_rate=44100):
-    """Write ``wav_path`` (default: the MIDI path with .wav) with fluidsynth; returns it."""
+PEAK_DBFS = -1.0
+# PCM sample width in bytes -> the NumPy type of a sample (WAV's 8-bit PCM is unsigned, and fluidsynth never
+# writes it)
+PCM_TYPES = {2: numpy.int16, 4: numpy.int32}
+
+
+def normalize_peak(wav_path, peak_dbfs=PEAK_DBFS):
+    """Scale a PCM WAV file so its loudest sample is ``peak_dbfs`` of full scale; returns the gain applied.
+
+    gain = 10^(peak_dbfs / 20) * full_scale / max|x|; a silent file is left as it is (gain 1). The file is
+    rewritten atomically, so an interrupted run leaves the rendered file, never half a file.
+    """
+    wav_path = Path(wav_path)
+    try:
+        with wave.open(str(wav_path), "rb") as reader:
+            params = reader.getparams()
+            frames = reader.readframes(params.nframes)
+    except (wave.Error, EOFError) as error:
+        raise ValueError(f"{wav_path}: not a PCM WAV file ({error})") from None
+    if params.sampwidth not in PCM_TYPES:
+        raise ValueError(f"{wav_path}: {8 * params.sampwidth}-bit samples; only 16- and 32-bit PCM are normalized")
+    sample_type = PCM_TYPES[params.sampwidth]
+    stored = numpy.dtype(sample_type).newbyteorder("<")  # WAV samples are little-endian
+    samples = numpy.frombuffer(frames, dtype=stored).astype(numpy.float64)
+    peak = numpy.abs(samples).max(initial=0.0)
+    if peak == 0:
+        return 1.0
+    full_scale = float(numpy.iinfo(sample_type).max)
+    gain = 10 ** (peak_dbfs / 20) * full_scale / peak
+    scaled = numpy.clip(numpy.round(samples * gain), -full_scale, full_scale).astype(stored)
+
+    def write(handle):
+        with wave.open(handle, "wb") as writer:
+            writer.setparams(params)
+            writer.writeframes(scaled.tobytes())
+
+    atomic_write(wav_path, write)
+    return gain
+
+
+def render_wav(midi_path, wav_path=None, sample_rate=44100, peak_dbfs=PEAK_DBFS):
+    """Write ``wav_path`` (default: the MIDI path with .wav) with fluidsynth, its peak normalized to
+    ``peak_dbfs`` (None: as fluidsynth renders it); returns the path."""
     program = shutil.which("fluidsynth")
     if program is None:
         raise AudioUnavailable("the fluidsynth program is not installed (Debian/Ubuntu: apt install fluidsynth "
@@ -42,4 +93,6 @@ def render_wav(midi_path, wav_path=None, sample_rate=44100):
                              str(midi_path)], capture_output=True, text=True)
     if result.returncode != 0 or not wav_path.is_file():
         raise AudioUnavailable(f"fluidsynth failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+    if peak_dbfs is not None:
+        normalize_peak(wav_path, peak_dbfs)
     return wav_path

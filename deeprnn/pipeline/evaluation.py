@@ -1,10 +1,14 @@
 """The ``evaluate`` command: a checkpoint's mean NLL per token (nats) and perplexity on a split, next to n-gram
 baselines (``ngram``) computed on exactly the same target tokens (``scoring`` says which tokens each recipe scores).
+Drum-grid recipes also get the hit NLL per step, and the groove recipe its velocity and offset scores
+(``expressive_statistics``).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..music import DrumGridTokenizer
 from .checkpoints import load_checkpoint
 from .datasets import open_data
+from .expressive_statistics import HitBaselines, format_hit_scores, hit_scores
 from .ngram import NGramModel
 from .scoring import Score
 
@@ -26,11 +30,13 @@ class EvaluationReport:
     split: str
     scores: dict  # name -> Score
     lambdas: tuple
+    hits: dict = field(default_factory=dict)  # drum grids: HitScores.to_dict()
 
     def to_dict(self):
         return {"split": self.split, "trigram_lambdas": list(self.lambdas),
                 **{name: {"nll": score.nll, "perplexity": score.perplexity, "tokens": score.tokens}
-                   for name, score in self.scores.items()}}
+                   for name, score in self.scores.items()},
+                **({"hits": self.hits} if self.hits else {})}
 
 
 def evaluate_checkpoint(checkpoint_path, split="validation", data=None, stride=1, log=print):
@@ -56,4 +62,11 @@ def evaluate_checkpoint(checkpoint_path, split="validation", data=None, stride=1
               "trigram (interpolated)": Score.from_sum(trigram, len(triples.target))}
     report = EvaluationReport(split, scores, ngram.lambdas)
     log(format_report(split, scores, ngram.lambdas))
+    if isinstance(tokenizer, DrumGridTokenizer):
+        expressive = getattr(tokenizer, "offset_bins", None) is not None
+        baselines = HitBaselines.fit(music.split("train").sequences, tokenizer) if expressive else None
+        hits = hit_scores(checkpoint.model, sequences, checkpoint.encoding, recipe.steps_of(config, tokenizer),
+                          tokenizer, baselines)
+        report.hits = hits.to_dict()
+        log(format_hit_scores(hits))
     return report

@@ -14,7 +14,9 @@ probabilities; tests/test_pipeline_generation.py holds them to that.
 
 Choosing: greedy (argmax, the tutorial's; temperature 0 means greedy), or sampling from p^(1/temperature),
 optionally among the top k.
-Tokens that must not appear mid-piece (the drum grid's START and END, the seed vocabulary's UNK) are never chosen.
+Tokens that must not appear mid-piece (the drum grid's START and END, the seed vocabulary's UNK) are never chosen,
+and where the recipe has a grammar (the groove recipe: after a step token, one hit token per struck class) the
+sampler keeps it, so every struck class gets the velocity and offset the model chose for it.
 """
 import sys
 import time
@@ -109,14 +111,22 @@ class Generated:
 
 
 class TokenPicker:
-    """Chooses tokens and tracks their grid steps: what both generation methods share."""
+    """Chooses tokens, keeps the recipe's grammar and tracks grid steps: what both generation methods share."""
 
-    def __init__(self, recipe, tokenizer, sampling, rng):
+    def __init__(self, recipe, tokenizer, sampling, rng, primer_tokens=()):
         self.recipe, self.tokenizer, self.sampling, self.rng = recipe, tokenizer, sampling, rng
         self.forbidden = recipe.forbidden_tokens(tokenizer)
+        self.grammar = recipe.grammar(tokenizer)
+        # hit tokens the primer's last step still waits for (a primer window may end between a step and its hits)
+        self.owed = self.grammar.hits_owed(primer_tokens) if self.grammar is not None else 0
 
     def pick(self, probs):
-        return choose_token(probs, self.sampling, self.rng, self.forbidden)
+        if self.grammar is None:
+            return choose_token(probs, self.sampling, self.rng, self.forbidden)
+        forbidden = [*self.forbidden, *self.grammar.forbidden_while(self.owed)]
+        token = choose_token(probs, self.sampling, self.rng, forbidden)
+        self.owed = self.grammar.owed_after(self.owed, token)
+        return token
 
     def step_of(self, previous_step, token):
         return None if previous_step is None else self.recipe.next_step(previous_step, token, self.tokenizer)
@@ -252,7 +262,7 @@ def choose_primer(checkpoint, rng, primer_path=None, primer_length=None, data=No
 
 def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=False):
     """Generated tokens after ``primer`` from a loaded checkpoint, by either method."""
-    picker = TokenPicker(checkpoint.recipe, checkpoint.tokenizer, sampling, rng)
+    picker = TokenPicker(checkpoint.recipe, checkpoint.tokenizer, sampling, rng, primer.tokens)
     if window_rerun:
         return generate_window_rerun(checkpoint.model, checkpoint.encoding, primer, num_steps, picker,
                                      checkpoint.config.seq_len)
@@ -296,7 +306,9 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=500, sampling=None,
     tokens = numpy.concatenate([primer.tokens, generated.tokens]) if include_primer else generated.tokens
     # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
     phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
-    events = [event._replace(start=event.start + phase) for event in tokenizer.decode(tokens)]
+    # the groove recipe draws each hit's velocity and offset inside its sampled bins: a seeded draw, from rng
+    decoded = checkpoint.recipe.decode_generated(tokens, tokenizer, rng)
+    events = [event._replace(start=event.start + phase) for event in decoded]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_midi(events, out, qpm=primer.qpm, time_signature=primer.time_signature)

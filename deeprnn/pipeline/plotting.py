@@ -60,15 +60,14 @@ def plot_events(events, path, title="", steps_per_quarter=4, primer_end=None):
 
 def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None, bars_per_row=4, beats_per_bar=4):
     """The drum grid wrapped like a score: ``bars_per_row`` bars a row, one line per drum class (kick at the
-    bottom), a dot per hit, its size and shade the hit's velocity; the primer (the first ``primer_end`` quarter
-    notes, when given) in grey on a shaded background, the generated part in colour. Events start on a downbeat."""
+    bottom), a dot per hit at its real time (a hit played 0.2 of a 16th late sits 0.2 of a column right of its grid
+    line), its size and shade the hit's velocity; the primer (the first ``primer_end`` quarter notes, when given)
+    in grey on a shaded background, the generated part in colour. Events start on a downbeat."""
     import numpy
     from matplotlib.lines import Line2D
 
-    hits = [(int(round(event.start * steps_per_quarter)), PITCH_TO_CLASS[min(max(event.pitch, 0), 127)],
-             event.velocity) for event in events]
-    hits = numpy.array([hit for hit in hits if hit[1] >= 0], dtype=float).reshape(-1, 3)
-    step, drum_class, velocity = hits.T
+    position, drum_class, velocity = drum_grid_points(events, steps_per_quarter)
+    step = numpy.floor(position + 0.5)  # the grid step a hit belongs to decides its row and part
     bar = beats_per_bar * steps_per_quarter
     row_length = bars_per_row * bar
     primer_steps = int(round(primer_end * steps_per_quarter)) if primer_end else 0
@@ -86,7 +85,7 @@ def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None,
         in_row = (step >= first) & (step < first + row_length)
         for part, colours in ((step < primer_steps, "Greys"), (step >= primer_steps, "Oranges")):
             chosen = in_row & part
-            axes.scatter(step[chosen] - first, drum_class[chosen], s=velocity_size(velocity[chosen]),
+            axes.scatter(position[chosen] - first, drum_class[chosen], s=velocity_size(velocity[chosen]),
                          c=velocity[chosen], cmap=colours, vmin=-40, vmax=127, edgecolors="black", linewidths=0.3)
         axes.set_xlim(-0.5, row_length - 0.5)
         axes.set_ylim(-0.7, len(DRUM_CLASS_NAMES) - 0.3)
@@ -103,10 +102,21 @@ def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None,
                        markersize=velocity_size(value) ** 0.5, label=f"velocity {value}") for value in (30, 80, 127)]
     figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8,
                   bbox_to_anchor=(0.5, 1 - 0.38 * inch))
-    figure.text(0.5, 0.003, f"one column per 16th note; thick lines: bars, thin: beats ({steps_per_quarter} steps)",
+    figure.text(0.5, 0.003, f"one column per 16th note, hits at their played time; thick lines: bars, thin: beats "
+                f"({steps_per_quarter} steps)",
                 ha="center", va="bottom", fontsize=8)
     figure.tight_layout(rect=(0, 0.25 * inch, 1, 1 - 0.6 * inch))
     return save(figure, path, layout=False)
+
+
+def drum_grid_points(events, steps_per_quarter=4):
+    """Where each drum hit is drawn: (position in steps, at its real time; drum class; velocity), each (N,) float.
+    Hits of a pitch outside the drum maps are left out."""
+    import numpy
+
+    hits = [(event.start * steps_per_quarter, PITCH_TO_CLASS[min(max(event.pitch, 0), 127)], event.velocity)
+            for event in events]
+    return numpy.array([hit for hit in hits if hit[1] >= 0], dtype=float).reshape(-1, 3).T
 
 
 def velocity_size(velocity):

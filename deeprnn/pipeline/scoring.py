@@ -36,9 +36,31 @@ def piece_nll(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
     """Sum of -log p(token | all earlier tokens of its piece) over every token but each piece's first, and the
     number of tokens scored. sequences: list of (T_i,) int arrays; ``rows`` pieces per batch, ``chunk`` steps per
     call."""
+    total, count = 0.0, 0
+    for scored in piece_distributions(model, sequences, encoding, steps_of, rows, chunk):
+        picked = numpy.take_along_axis(scored.probs, scored.targets[..., None].astype(numpy.int64), axis=-1)[..., 0]
+        total += float(clipped_nll(picked[scored.valid]).sum())
+        count += int(scored.valid.sum())
+    return total, count
+
+
+@dataclass
+class ScoredChunk:
+    """One call's worth of ``piece_distributions``: row r is piece ``pieces[r]``; column j is its token at
+    ``positions[j]``, predicted by ``probs[r, j]`` (V,) from every token before it; ``valid``: inside the piece."""
+
+    pieces: list
+    positions: numpy.ndarray  # (W,)
+    targets: numpy.ndarray  # (R, W)
+    valid: numpy.ndarray  # (R, W) bool
+    probs: numpy.ndarray  # (R, W, V)
+
+
+def piece_distributions(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
+    """The model's distribution over every token but each piece's first, given all earlier tokens of its piece:
+    yields ScoredChunks (what ``piece_nll`` sums, and what per-token statistics read)."""
     twin = stateful_twin(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    total, count = 0.0, 0
     for begin in range(0, len(order), rows):
         pieces = [numpy.asarray(sequences[i]) for i in order[begin:begin + rows]]
         tokens, lengths = pad_pieces(pieces)
@@ -53,12 +75,9 @@ def piece_nll(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
             end = min(start + chunk, width)
             x = encoding.encode(tokens[:, start:end], None if steps is None else steps[:, start:end])
             probs = backend.to_numpy(twin(x))
-            targets = tokens[:, start + 1:end + 1]
-            valid = numpy.arange(start + 1, end + 1)[None, :] < lengths[:, None]  # the target is in the piece
-            picked = numpy.take_along_axis(probs, targets[..., None].astype(numpy.int64), axis=-1)[..., 0]
-            total += float(clipped_nll(picked[valid]).sum())
-            count += int(valid.sum())
-    return total, count
+            positions = numpy.arange(start + 1, end + 1)
+            valid = positions[None, :] < lengths[:, None]  # the target is in the piece
+            yield ScoredChunk(order[begin:begin + rows], positions, tokens[:, start + 1:end + 1], valid, probs)
 
 
 def window_nll(model, windows, starts, batch_size=256):
