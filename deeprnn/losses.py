@@ -5,6 +5,13 @@ backward:     g_k = -t_k / q_k where q_k is inside the clip (0 where clipped),
               dL/dp_k = (g_k - sum_j g_j q_j) / (S B)          (S = sum_k p_k: the renormalisation's Jacobian)
 Through a softmax this collapses to (p - t) / B; we keep the general form so the gradient is exact even where
 Keras's clip is active. Sparse: t is the one-hot of an integer label. See docs/softmax-cross-entropy.md.
+
+With ``from_logits=True`` (Keras's spelling) the loss takes the logits z of a model without its final softmax and
+computes softmax and cross-entropy as one, the way Keras's ``log_softmax`` does (no clipping):
+              lse = max z + log sum_k exp(z_k - max z),   l_b = sum_k t_k (lse - z_k)
+backward:     dL/dz_k = (p_k sum_j t_j - t_k) / B,   p = exp(z - lse)
+one pass over the (B, V) logits each way, and no softmax backward: the head of a sequence model (B*T rows of a
+large vocabulary) costs a fraction of the probability form. The sparse loss never builds the one-hot.
 """
 from collections import namedtuple
 
@@ -13,6 +20,7 @@ from .backend import array_module, value_range
 EPSILON = 1e-7  # keras.config.epsilon()
 
 LossCache = namedtuple("LossCache", "targets q total inside")
+LogitsCache = namedtuple("LogitsCache", "targets z lse")
 
 
 def one_hot(labels, classes, dtype):
@@ -23,6 +31,14 @@ def one_hot(labels, classes, dtype):
 class CategoricalCrossentropy:
     name = "categorical_crossentropy"
 
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, bool):
+            raise ValueError(f"{self.name}: from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = from_logits
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
     def targets(self, y_true, y_pred):
         if tuple(y_true.shape) != tuple(y_pred.shape):
             raise ValueError(f"categorical_crossentropy: targets of shape {tuple(y_true.shape)} do not match "
@@ -32,6 +48,8 @@ class CategoricalCrossentropy:
 
     def forward(self, y_true, y_pred):
         """y_true, y_pred: (B, V) (or (B, T, V)). Returns (mean loss, cache)."""
+        if self.from_logits:
+            return self.logits_forward(self.targets(y_true, y_pred), y_pred)
         xp = array_module(y_pred)
         t = self.targets(y_true, y_pred)
         total = y_pred.sum(axis=-1, keepdims=True)
@@ -44,14 +62,61 @@ class CategoricalCrossentropy:
 
     def backward(self, cache):
         """dL/dy_pred, same shape as y_pred."""
+        if self.from_logits:
+            return self.logits_backward(cache)
         xp = array_module(cache.q)
         count = cache.q.size // cache.q.shape[-1]
         g = xp.where(cache.inside, -cache.targets / xp.where(cache.inside, cache.q, 1), 0)
         return (g - (g * cache.q).sum(axis=-1, keepdims=True)) / (cache.total * count)
 
 
+    # -- from logits: softmax and cross-entropy as one --------------------------------------------------------------
+    @staticmethod
+    def log_sum_exp(z):
+        """lse (..., 1) = max z + log sum_k exp(z_k - max z): exp never overflows."""
+        xp = array_module(z)
+        m = z.max(axis=-1, keepdims=True)
+        e = xp.subtract(z, m)
+        xp.exp(e, out=e)
+        return m + xp.log(e.sum(axis=-1, keepdims=True))
+
+    def logits_forward(self, t, z):
+        lse = self.log_sum_exp(z)
+        per_sample = lse[..., 0] * t.sum(axis=-1) - (t * z).sum(axis=-1)
+        return per_sample.mean(), LogitsCache(t, z, lse)
+
+    def logits_backward(self, cache):
+        xp = array_module(cache.z)
+        count = cache.z.size // cache.z.shape[-1]
+        p = xp.subtract(cache.z, cache.lse)
+        xp.exp(p, out=p)
+        p *= cache.targets.sum(axis=-1, keepdims=True)
+        p -= cache.targets
+        p /= count
+        return p
+
+
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
+
+    def logits_forward(self, labels, z):
+        """labels: integer (...,), z: (..., V) logits; no one-hot is built."""
+        xp = array_module(z)
+        lse = self.log_sum_exp(z)
+        picked = xp.take_along_axis(z, labels[..., None], axis=-1)
+        return (lse - picked).mean(), LogitsCache(labels, z, lse)
+
+    def logits_backward(self, cache):
+        """(p - onehot) / count, the one-hot subtracted in place at each row's label."""
+        xp = array_module(cache.z)
+        V = cache.z.shape[-1]
+        count = cache.z.size // V
+        p = xp.subtract(cache.z, cache.lse)
+        xp.exp(p, out=p)
+        rows = p.reshape(-1, V)
+        rows[xp.arange(rows.shape[0]), cache.targets.reshape(-1)] -= 1
+        p /= count
+        return p
 
     def targets(self, y_true, y_pred):
         xp = array_module(y_pred)
@@ -67,6 +132,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             if low < 0 or high >= V:
                 raise ValueError(f"sparse_categorical_crossentropy: labels must be in [0, {V}), "
                                  f"received min {low}, max {high}")
+        if self.from_logits:
+            return labels.astype("int64", copy=False)
         return one_hot(labels, V, y_pred.dtype)
 
 
@@ -75,8 +142,11 @@ LOSSES = {"categorical_crossentropy": CategoricalCrossentropy,
 
 
 def get(identifier):
+    """A loss from an instance, a name, or a saved config ``{"name": ..., "from_logits": ...}``."""
     if isinstance(identifier, CategoricalCrossentropy):
         return identifier
-    if identifier not in LOSSES:
-        raise ValueError(f"unknown loss {identifier!r}; expected one of {sorted(LOSSES)}")
-    return LOSSES[identifier]()
+    config = dict(identifier) if isinstance(identifier, dict) else {"name": identifier}
+    name = config.pop("name", None)
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[name](**config)

@@ -342,7 +342,7 @@ class Sequential:
             "layers": [serialization.layer_to_config(layer) for layer in self.layers],
         }
         if self.loss is not None:
-            config["compile"] = {"loss": self.loss.name, "optimizer": self.optimizer.get_config()}
+            config["compile"] = {"loss": self.loss.get_config(), "optimizer": self.optimizer.get_config()}
         return config
 
     @classmethod

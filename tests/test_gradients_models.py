@@ -182,3 +182,21 @@ def test_gradient_checker_fails_on_a_backward_that_is_wrong_by_one_percent(devic
     assert broken[dense_kernel] > 1e-3
     # everything upstream of the broken gradient is still right: the checker points at the culprit
     assert broken[model.layers[0].W.name] <= TOLERANCE
+
+
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_logits_head_with_from_logits_loss_gradients_match_central_differences(device, float64, implementation,
+                                                                               loss):
+    """Embedding -> LSTM (every step) -> Dense logits, with the loss's from_logits=True: softmax and cross-entropy
+    fused into one backward, p - onehot, checked against central differences through the whole model."""
+    B, T, V = 3, 4, 6
+    model = dr.Sequential([layers.Input((T,), dtype="int64"), layers.Embedding(V, 3),
+                           layers.LSTM(4, return_sequences=True), layers.Dense(V)])
+    runs(model, implementation)
+    model.compile(loss=dr.losses.get({"name": loss, "from_logits": True}))
+    randomize_biases(model)
+    rng = numpy.random.default_rng(7)
+    tokens = rng.integers(0, V, (B, T))
+    labels = rng.integers(0, V, (B, T))
+    targets = labels if loss.startswith("sparse") else one_hot(labels, V)
+    assert_gradients_match(check_model_gradients(model, tokens, targets), model, with_input=False)

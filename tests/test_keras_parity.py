@@ -438,3 +438,23 @@ def test_sparse_categorical_crossentropy_matches_keras(label_shape, seed):
     keras_value, keras_grad = keras_loss_value_and_gradient("sparse_categorical_crossentropy", labels, p)
     assert_close(value, keras_value, "loss")
     assert_close(loss.backward(cache), keras_grad, "gradient w.r.t. the probabilities")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("loss_name, label_shape", [("categorical_crossentropy", "(B,T,V)"),
+                                                    ("sparse_categorical_crossentropy", "(B,)"),
+                                                    ("sparse_categorical_crossentropy", "(B,T)")])
+def test_losses_from_logits_match_keras(loss_name, label_shape, seed):
+    """from_logits=True: log-softmax and cross-entropy as one (no clipping), value and gradient w.r.t. the logits,
+    with logits large enough to saturate a softmax."""
+    rng = numpy.random.default_rng([seed, 18])
+    shape = (5, 4, 7) if label_shape == "(B,T,V)" or label_shape == "(B,T)" else (6, 7)
+    z = (rng.normal(size=shape) * rng.choice([1.0, 30.0], size=shape[:-1] + (1,))).astype(numpy.float32)
+    labels = rng.integers(0, shape[-1], shape[:-1]).astype(numpy.int32)
+    targets = labels if loss_name.startswith("sparse") else numpy.eye(shape[-1], dtype=numpy.float32)[labels]
+    loss = dr_losses.get({"name": loss_name, "from_logits": True})
+    value, cache = loss.forward(targets, z)
+    keras_loss = KERAS_LOSSES[loss_name](from_logits=True)
+    keras_value, keras_grad = jax.value_and_grad(lambda logits: keras_loss(targets, logits))(z)
+    assert_close(value, float(keras_value), "loss from logits")
+    assert_close(loss.backward(cache), keras.ops.convert_to_numpy(keras_grad), "gradient w.r.t. the logits")

@@ -255,3 +255,11 @@ def test_a_nan_loss_during_fit_writes_no_checkpoint(tmp_path):
         model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0,
                   callbacks=[PoisonAfterFirstBatch(), checkpoint])
     assert os.listdir(tmp_path) == []
+
+
+def test_a_from_logits_loss_survives_save_and_load(tmp_path):
+    model = dr.Sequential([layers.Input((3,), dtype="int64"), layers.Embedding(5, 2), layers.Dense(5)])
+    model.compile(loss=dr.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam")
+    model.save(tmp_path / "logits.npz")
+    loaded = dr.load_model(tmp_path / "logits.npz")
+    assert loaded.loss.from_logits and loaded.loss.name == "sparse_categorical_crossentropy"
