@@ -5,6 +5,8 @@
   outputs, final states and every gradient (weights, input, initial state), on random inputs over each option, with
   the same dropout masks (the generator is reseeded before each path); and on its own, against central differences
   in float64. Every comparison asserts which code ran (``SequenceCache.implementation`` and ``.kernel``).
+- The same for the GRU (``cpu_gru``, both ``reset_after`` variants) and SimpleRNN (``cpu_simple_rnn``), over
+  sequences longer than the kernels' backward chunks, with random biases (b_rec of reset_after included).
 - The in-place Adam update against the plain formula of the docstring; ``activations.sigmoid`` (SciPy's expit on
   NumPy arrays) against the stable formula it replaced.
 """
@@ -19,7 +21,7 @@ import pytest
 import deeprnn as dr
 from deeprnn import backend, layers, optimizers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
-from deeprnn.kernels import cpu_lstm
+from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn
 from deeprnn.layers.recurrent import FusedUnavailable
 from lstm_cases import OPTIONS, drums_model, set_implementation, tutorial_batch, tutorial_model
 
@@ -27,25 +29,40 @@ from lstm_cases import OPTIONS, drums_model, set_implementation, tutorial_batch,
 TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
 
 
-def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, training=True, seed=0):
-    """Forward and backward of one LSTM through the kernel and through the reference, with the same masks.
+# cell name -> (layer factory, the kernel its fused path runs)
+CELLS = {
+    "lstm": (layers.LSTM, cpu_lstm),
+    "gru": (functools.partial(layers.GRU, reset_after=True), cpu_gru),
+    "gru_reset_before": (functools.partial(layers.GRU, reset_after=False), cpu_gru),
+    "simple_rnn": (layers.SimpleRNN, cpu_simple_rnn),
+}
+
+
+def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, training=True, seed=0, cell="lstm",
+                   random_bias=False):
+    """Forward and backward of one recurrent layer (an LSTM unless ``cell`` says otherwise) through its kernel and
+    through the reference, with the same masks; ``random_bias`` replaces the zero/one initial bias.
 
     Returns {'fast': (outputs, dx, grads, d_initial), 'reference': (...)} as lists of NumPy arrays.
     """
+    make, kernel = CELLS[cell]
     dr.set_floatx(dtype)
     dr.set_seed(seed)
-    layer = layers.LSTM(H, **options)
+    layer = make(H, **options)
     rng = numpy.random.default_rng(seed + 1)
     x = rng.normal(size=(B, T, D)).astype(dtype)
     layer.ensure_built(x.shape)
-    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(2)] if initial_state else None
+    if random_bias and layer.use_bias:
+        weights = layer.get_weights()
+        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
+    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
     results = {}
     for path, implementation in (("fast", "fused"), ("reference", "reference")):
         layer.implementation = implementation
         backend.set_seed(seed + 2)   # the same dropout masks on both paths
         outputs, cache = layer.forward(x, training=training, initial_state=state)
         assert cache.implementation == implementation
-        assert cache.kernel is (cpu_lstm if path == "fast" else None)
+        assert cache.kernel is (kernel if path == "fast" else None)
         outputs = outputs if isinstance(outputs, list) else [outputs]
         upstream_rng = numpy.random.default_rng(seed + 3)
         upstream = [upstream_rng.normal(size=o.shape).astype(dtype) for o in outputs]
@@ -188,7 +205,7 @@ def test_auto_takes_the_kernel_only_where_it_computes_the_same_thing():
     assert relu_lstm.select_kernel(x) is None
     _, cache = relu_lstm.forward(x, training=True)
     assert cache.implementation == "reference"
-    gru = layers.GRU(3)
+    gru = layers.GRU(3, recurrent_activation="tanh")
     gru.ensure_built(x.shape)
     assert gru.select_kernel(x) is None
     lstm = layers.LSTM(3)
@@ -212,7 +229,11 @@ def test_reference_always_runs_the_step_functions():
 @pytest.mark.parametrize("make, x, reason", [
     (lambda: layers.LSTM(3, activation="relu", implementation="fused"), numpy.zeros((2, 3, 4), "float32"),
      "activation='tanh'"),
-    (lambda: layers.GRU(3, implementation="fused"), numpy.zeros((2, 3, 4), "float32"), "no fused kernel"),
+    (lambda: layers.GRU(3, recurrent_activation="relu", implementation="fused"), numpy.zeros((2, 3, 4), "float32"),
+     "recurrent_activation='sigmoid'"),
+    (lambda: layers.SimpleRNN(3, activation="relu", implementation="fused"), numpy.zeros((2, 3, 4), "float32"),
+     "activation='tanh'"),
+    (lambda: layers.GRU(3, implementation="fused"), numpy.zeros((2, 3, 4), "float64"), "one dtype"),
     (lambda: layers.LSTM(3, implementation="fused"), numpy.zeros((2, 3, 4), "float64"), "one dtype"),
 ])
 def test_fused_raises_a_clear_error_when_not_eligible(make, x, reason):
@@ -301,6 +322,154 @@ def test_training_steps_fast_equal_reference():
         assert relative_error(a, b) < 1e-5
 
 
+# -- GRU and SimpleRNN kernels ---------------------------------------------------------------------------------------
+# longer than both kernels' backward chunks (cpu_gru.CHUNK, cpu_simple_rnn.CHUNK), so a chunk boundary is crossed
+LONG_T = max(cpu_gru.CHUNK, cpu_simple_rnn.CHUNK) + 3
+OTHER_CELLS = ["gru", "gru_reset_before", "simple_rnn"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_fused_gru_and_simple_rnn_equal_reference_loops(cell, option, dtype):
+    """cpu_gru (both variants) and cpu_simple_rnn == their step functions' loops: outputs, states, dx, dW, dU, db
+    (b_rec's row included), to 1e-6 in float32 and 1e-13 in float64."""
+    results = lstm_both_ways(OPTIONS[option], dtype, T=LONG_T, cell=cell, random_bias=True)
+    assert_same(results["fast"], results["reference"], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_fused_gru_and_simple_rnn_initial_state_gradient_equals_reference(cell, dtype):
+    """With an initial_state (and both dropouts, going backwards), dh_0 equals the reference's."""
+    options = {"dropout": 0.2, "recurrent_dropout": 0.3, "go_backwards": True, "return_sequences": True,
+               "return_state": True}
+    results = lstm_both_ways(options, dtype, T=LONG_T, cell=cell, initial_state=True, random_bias=True)
+    assert_same(results["fast"], results["reference"], dtype)
+
+
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_fused_gru_and_simple_rnn_single_step_and_inference(cell):
+    """T = 1, and training=False (dropout ignored on both paths): the same outputs and gradients."""
+    for T, training in ((1, True), (5, False)):
+        results = lstm_both_ways({"dropout": 0.5, "recurrent_dropout": 0.5, "return_state": True}, "float64", T=T,
+                                 cell=cell, training=training, random_bias=True)
+        assert_same(results["fast"], results["reference"], "float64")
+
+
+@pytest.mark.parametrize("cell", ["gru", "gru_reset_before"])
+def test_fused_gru_at_drums_widths_float32(cell):
+    """At the drums model's width (H=256, recurrent dropout 0.3) float32 round-off stays at 1e-6."""
+    results = lstm_both_ways({"recurrent_dropout": 0.3, "return_sequences": True}, "float32", B=4, T=LONG_T, D=64,
+                             H=256, cell=cell, random_bias=True)
+    assert_same(results["fast"], results["reference"], "float32")
+
+
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_fused_gru_and_simple_rnn_stateful_carry_the_same_state(cell):
+    """stateful=True: after two calls the carried h equals the reference's."""
+    make, kernel = CELLS[cell]
+    x = numpy.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32")
+    states = {}
+    for implementation in ("fused", "reference"):
+        dr.set_seed(0)
+        layer = make(5, stateful=True, implementation=implementation)
+        layer.ensure_built(x.shape)
+        assert layer.select_kernel(x) is (kernel if implementation == "fused" else None)
+        weights = layer.get_weights()
+        layer.set_weights(weights[:2] + [numpy.full(weights[2].shape, 0.3, "float32")])
+        layer(x)
+        layer(x)
+        states[implementation] = numpy.array(layer.states[0])
+    assert relative_error(states["fused"], states["reference"]) < 1e-6
+
+
+@pytest.mark.parametrize("option", ["return_sequences", "go_backwards", "both dropouts", "no bias"])
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_fused_gru_and_simple_rnn_gradients_equal_central_differences_float64(float64, cell, option):
+    """Fused GRU / SimpleRNN: analytic gradients (W, U, b, x, h_0) equal central differences to 1e-6 in float64."""
+    make, kernel = CELLS[cell]
+    dr.set_seed(3)
+    layer = make(4, implementation="fused", **OPTIONS[option])
+    rng = numpy.random.default_rng(4)
+    x = rng.normal(size=(2, 5, 3))
+    layer.ensure_built(x.shape)
+    if layer.use_bias:
+        weights = layer.get_weights()
+        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape)])
+    assert layer.select_kernel(x) is kernel
+    errors = check_layer_gradients(layer, x, seed=5, initial_state=[rng.normal(size=(2, 4))])
+    assert set(errors) >= {"input", "initial_state[0]"}
+    assert len(errors) == len(layer.trainable_variables) + 2
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_gru_and_simple_rnn_auto_take_their_kernels_only_for_their_math():
+    """'auto' runs cpu_gru / cpu_simple_rnn for the reference's activations and step functions, else the reference."""
+    x = numpy.zeros((2, 3, 4), "float32")
+
+    class PeepholeGRU(layers.GRU):   # a subclass with its own step: the kernel does not compute it
+        def step_forward(self, xw_t, state, recurrent_mask):
+            return super().step_forward(xw_t, state, recurrent_mask)
+
+    expected = [(layers.GRU(3), cpu_gru), (layers.GRU(3, reset_after=False), cpu_gru),
+                (layers.SimpleRNN(3), cpu_simple_rnn), (layers.SimpleRNN(3, activation="relu"), None),
+                (layers.GRU(3, activation="relu"), None), (PeepholeGRU(3), None)]
+    for layer, kernel in expected:
+        layer.ensure_built(x.shape)
+        assert layer.select_kernel(x) is kernel, layer
+        assert layer.forward(x)[1].kernel is kernel
+    assert "changes the GRU's step functions" in PeepholeGRU(3).fused_ineligibility()
+
+
+def test_gru_kernel_options_carry_the_variant_and_the_recurrent_bias():
+    """reset_after=True passes b_rec (row 1 of the (2, 3H) bias); reset_after=False and no bias pass none."""
+    gru = layers.GRU(3)
+    gru.ensure_built((2, 3, 4))
+    gru.set_weights(gru.get_weights()[:2] + [numpy.arange(18, dtype="float32").reshape(2, 9)])
+    options = gru.kernel_options()
+    assert options["reset_after"] is True
+    numpy.testing.assert_array_equal(options["recurrent_bias"], numpy.arange(9, 18))
+    for layer in (layers.GRU(3, reset_after=False), layers.GRU(3, use_bias=False)):
+        layer.ensure_built((2, 3, 4))
+        assert layer.kernel_options() == {"reset_after": layer.reset_after, "recurrent_bias": None}
+
+
+def drums_model_with(cell, vocab=9, input_dropout=0.1):
+    """lstm_cases.drums_model with another cell: Embedding -> 2 x cell (every step) -> softmax."""
+    make, _ = CELLS[cell]
+    model = dr.Sequential([
+        layers.Input((6,)), layers.Embedding(vocab, 4),
+        make(8, return_sequences=True, dropout=input_dropout, recurrent_dropout=0.2),
+        make(8, return_sequences=True),
+        layers.Dense(vocab), layers.Activation("softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", OTHER_CELLS)
+def test_whole_drums_model_with_gru_or_simple_rnn_fast_equals_reference(cell, dtype):
+    """loss_and_gradients of the drums-shaped model with GRUs (SimpleRNNs): fused == reference, every gradient."""
+    dr.set_floatx(dtype)
+    dr.set_seed(0)
+    model = drums_model_with(cell)
+    tokens = numpy.random.default_rng(1).integers(0, 9, size=(4, 7))
+    x, y = tokens[:, :6], tokens[:, 1:]
+    results = {}
+    for implementation in ("fused", "reference"):
+        set_implementation(model, implementation)
+        assert all(layer.implementation == implementation for layer in model.layers if isinstance(layer, layers.RNN))
+        backend.set_seed(11)
+        results[implementation] = model.loss_and_gradients(x, y, training=True)
+    (loss_fast, grads_fast), (loss_ref, grads_ref) = results["fused"], results["reference"]
+    assert abs(loss_fast - loss_ref) <= 10 * TOLERANCE[dtype] * abs(loss_ref)
+    for variable, a, b in zip(model.variables, grads_fast, grads_ref):
+        assert (a is None) == (b is None), variable.name
+        if a is not None:
+            assert relative_error(a, b) < 10 * TOLERANCE[dtype], variable.name
+
+
 # -- Adam and sigmoid ------------------------------------------------------------------------------------------------
 def plain_adam(weights, grads_per_step, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
     """The docstring's formula, one temporary per operation (the readable reference of the in-place update)."""
@@ -349,3 +518,28 @@ def test_sigmoid_matches_the_stable_formula(dtype):
         y = activations.sigmoid(z)
     assert y.dtype == numpy.dtype(dtype)
     numpy.testing.assert_allclose(y, expected, rtol=4 * numpy.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("training, options", [(False, {}), (True, {"dropout": 0.3, "return_state": True}),
+                                               (True, {"recurrent_dropout": 0.3})])
+def test_fused_lstm_single_step_equals_reference(training, options):
+    """T = 1 (a token per call in generation) takes the kernel's one-step path without recurrent masks; outputs
+    and every gradient still equal the reference's."""
+    results = lstm_both_ways(dict(options, return_sequences=True), "float64", T=1, initial_state=True,
+                             training=training)
+    assert_same(results["fast"], results["reference"], "float64")
+
+
+def test_token_by_token_stateful_generation_equals_one_call_over_the_sequence():
+    """A stateful LSTM fed one step per call (the fused one-step path) ends where one call over all steps ends."""
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(1, 9, 3)).astype("float32")
+    dr.set_seed(0)
+    whole = layers.LSTM(5, return_sequences=True, return_state=True)
+    y, h, c = whole(x)
+    stepped = layers.LSTM(5, return_sequences=True, stateful=True)
+    stepped.ensure_built(x.shape)
+    stepped.set_weights(whole.get_weights())
+    steps = [stepped(x[:, t:t + 1]) for t in range(9)]
+    numpy.testing.assert_allclose(numpy.concatenate(steps, axis=1), y, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(stepped.states[0], h, rtol=1e-5, atol=1e-6)

@@ -19,6 +19,11 @@ with ``xw`` (T, B, G*H) the time-major input projection x_t W + b (input dropout
 ``hs`` (T, B, H) every h_t, ``dhs`` None or the outputs' gradient (T, B, H), ``dxw``/``dzh`` the gradients of the
 input projection and of the recurrent pre-activation h_in U (the same array for an LSTM).
 
+A cell with options beyond these arrays passes them as keywords of ``forward``: the layer's ``kernel_options()``
+(none by default). The GRU's are ``reset_after`` and ``recurrent_bias`` (b_rec (3H,) of reset_after=True, which
+enters as h U + b_rec inside the reset, so it cannot join xw; None without a bias); its ``dzh`` is then the
+gradient of h U + b_rec, whose sum over t and B is b_rec's gradient (``GRU.bias_gradient``).
+
 A layer lists the kernels that may run its loops (``LSTM.fused_kernels``) and chooses among them by its
 ``implementation`` argument; nothing here is selected silently.
 """

@@ -13,11 +13,14 @@ Backward (one step), given dh:
     da_z = dz * z(1-z)   da_r = dr * r(1-r)
     reset_after=True:  dh_{t-1} = dh * z + [da_z | da_r | dh_h] U^T
     reset_after=False: dh_{t-1} = dh * z + [da_z | da_r] U_zr^T + d(r h) * r     (d(r h) is d_h_reset)
-See docs/gru.md.
+See docs/gru.md. These step functions are the reference. ``implementation="auto"`` (the default) runs the same
+math, both variants, through ``deeprnn/kernels/cpu_gru.py`` on NumPy (the GPU runs these lines);
+``implementation="reference"`` always runs these lines.
 """
 from collections import namedtuple
 
 from .. import backend
+from ..kernels import cpu_gru
 from .recurrent import RNN, gate_blocks, recurrent_input, recurrent_matmul, recurrent_matmul_backward
 
 GRUStep = namedtuple("GRUStep", "h_in h_prev z r n a_z a_r a_n h_h")
@@ -28,10 +31,26 @@ class GRU(RNN):
 
     gates = 3
     state_size = 1
+    fused_kernels = (cpu_gru,)
 
     def __init__(self, units, reset_after=True, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
+
+    def fused_ineligibility(self):
+        """The kernel computes exactly these step functions with tanh and sigmoid, nothing else."""
+        cls = type(self)
+        if cls.step_forward is not GRU.step_forward or cls.step_backward is not GRU.step_backward:
+            return f"{cls.__name__} changes the GRU's step functions"
+        if self.activation.name != "tanh" or self.recurrent_activation.name != "sigmoid":
+            return (f"the kernel computes activation='tanh', recurrent_activation='sigmoid', not "
+                    f"{self.activation.name!r}, {self.recurrent_activation.name!r}")
+        return None
+
+    def kernel_options(self):
+        """The variant, and b_rec for reset_after=True: it enters inside the reset, so it cannot join xw."""
+        recurrent_bias = self.b.value[1] if self.reset_after and self.use_bias else None
+        return {"reset_after": self.reset_after, "recurrent_bias": recurrent_bias}
 
     def bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

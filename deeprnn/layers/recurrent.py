@@ -246,6 +246,11 @@ class RNN(Layer):
         """Why no kernel can stand in for this layer's step functions (None when one can): the cell's own check."""
         return f"{type(self).__name__} has no fused kernel"
 
+    def kernel_options(self):
+        """The cell's own keyword arguments to its kernels' ``forward`` (the GRU's ``reset_after`` and recurrent
+        bias); none for a cell whose weights are W, U and one input bias."""
+        return {}
+
     def select_kernel(self, x):
         """The kernel that runs this call's loops, or None for the reference loops; raises ``FusedUnavailable``
         when ``implementation="fused"`` and no kernel computes this call exactly as the reference does."""
@@ -297,7 +302,8 @@ class RNN(Layer):
         if kernel is None:
             hs, final, loop_cache = self.reference_loop(xw, initial, masks.recurrent)
         else:
-            hs, final, loop_cache = kernel.forward(xw, self.U.value, initial, masks.recurrent, workspace(self))
+            hs, final, loop_cache = kernel.forward(xw, self.U.value, initial, masks.recurrent, workspace(self),
+                                                   **self.kernel_options())
 
         if self.stateful:
             # Keras keeps a stateful layer's final state after every call, inference included, so this is the

@@ -1,9 +1,13 @@
 """SimpleRNN, the Elman cell:  a_t = x_t W + b + h_{t-1} U,  h_t = tanh(a_t).
 
 Backward (one step):  da = dh * tanh'(a),  dh_{t-1} = da U^T.  See docs/rnn.md.
+These step functions are the reference. ``implementation="auto"`` (the default) runs the same math through
+``deeprnn/kernels/cpu_simple_rnn.py`` on NumPy when the activation is tanh (the GPU runs these lines);
+``implementation="reference"`` always runs these lines.
 """
 from collections import namedtuple
 
+from ..kernels import cpu_simple_rnn
 from .recurrent import RNN, recurrent_input, recurrent_matmul, recurrent_matmul_backward
 
 SimpleRNNStep = namedtuple("SimpleRNNStep", "h_in a h")
@@ -14,10 +18,20 @@ class SimpleRNN(RNN):
 
     gates = 1
     state_size = 1
+    fused_kernels = (cpu_simple_rnn,)
 
     def __init__(self, units, activation="tanh", **kwargs):
         kwargs.pop("recurrent_activation", None)  # SimpleRNN has no gates; accepted for a uniform signature
         super().__init__(units, activation=activation, **kwargs)
+
+    def fused_ineligibility(self):
+        """The kernel computes exactly these step functions with tanh, nothing else."""
+        cls = type(self)
+        if cls.step_forward is not SimpleRNN.step_forward or cls.step_backward is not SimpleRNN.step_backward:
+            return f"{cls.__name__} changes the SimpleRNN's step functions"
+        if self.activation.name != "tanh":
+            return f"the kernel computes activation='tanh', not {self.activation.name!r}"
+        return None
 
     def step_forward(self, xw_t, state, recurrent_mask):
         """xw_t = x_t W + b: (B, H); state = (h_prev,). Returns ((h,), cache)."""
