@@ -18,6 +18,7 @@ from deeprnn.pipeline.generation import Sampling, TokenPicker
 from deeprnn.pipeline.plotting import drum_grid_points
 from deeprnn.pipeline.recipes import TrainConfig, get_recipe
 from deeprnn.pipeline.scoring import piece_nll
+from deeprnn.pipeline.stepping import stateful_twin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
@@ -54,8 +55,12 @@ def test_hit_nll_per_step_is_the_step_tokens_share_of_the_drums_piece_nll():
     scores = hit_scores(model, pieces, encoding, steps_of, tokenizer)
     assert scores.steps == count - len(pieces) == 5 + 7  # every target but each piece's END
     # the two END tokens are what the piece NLL holds beyond the step tokens
-    probs = [backend.to_numpy(model.predict(encoding.encode(p[None, :-1], steps_of(p)[None, :-1])))[0, -1, END]
-             for p in pieces]
+    twin = stateful_twin(model)  # probabilities out, whether the model was trained on logits or not
+    probs = []
+    for piece in pieces:
+        twin.reset_states()
+        x = encoding.encode(piece[None, :-1], steps_of(piece)[None, :-1])
+        probs.append(backend.to_numpy(twin(x))[0, -1, END])
     assert scores.step_nll == pytest.approx(total + float(numpy.log(probs).sum()), rel=1e-5)
 
 
