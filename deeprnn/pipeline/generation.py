@@ -30,7 +30,7 @@ from ..music import read_events, write_midi
 from .checkpoints import load_checkpoint
 from .datasets import open_data
 from .sequence_statistics import format_statistics, token_statistics
-from .stepping import stateful_twin
+from .stepping import serving_model, stateful_twin
 
 
 @dataclass
@@ -165,13 +165,14 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker):
 
 def generate_window_rerun(model, encoding, primer, num_steps, picker, window):
     """The tutorial's loop: the model run from zero state on the last ``window`` tokens for every new token."""
+    served = serving_model(model)
     context = list(numpy.asarray(primer.tokens).tolist())
     steps = None if primer.steps is None else list(numpy.asarray(primer.steps).tolist())
     tokens, distributions = [], []
     began = time.perf_counter()
     for _ in range(num_steps):
         x = encode_context(encoding, context[-window:], None if steps is None else steps[-window:])
-        p = last_distribution(model.predict(x, batch_size=1))  # from zero state: a new call, a new window
+        p = last_distribution(served.predict(x, batch_size=1))  # from zero state: a new call, a new window
         token = picker.pick(p)
         if steps is not None:
             steps.append(picker.step_of(steps[-1], token))

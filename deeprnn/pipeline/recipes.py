@@ -87,7 +87,7 @@ RESUMABLE_CHANGES = ("epochs", "time_budget")
 
 class DrumsRecipe:
     name = "drums"
-    loss = "sparse_categorical_crossentropy"
+    loss = {"name": "sparse_categorical_crossentropy", "from_logits": True}
     monitor = "val_loss"  # best checkpoint by validation loss
     validation_label = "validation loss (whole pieces)"
     greedy_by_default = False
@@ -105,7 +105,11 @@ class DrumsRecipe:
         return TokenStepInput() if config.bar_position else TokenInput()
 
     def build_model(self, config, vocab_size):
-        """Embedding -> [RNN(units, return_sequences) -> Dropout] x layers -> Dense(vocab) -> softmax.
+        """Embedding -> [RNN(units, return_sequences) -> Dropout] x layers -> Dense(vocab) logits.
+
+        The softmax lives in the loss (``from_logits=True``, Keras's spelling): softmax and cross-entropy over the
+        (B, T, vocab) head as one pass, gradient p - onehot. Generation and scoring serve the model with a softmax
+        appended (``stepping.serving_model``).
 
         Dropout sits between the recurrent layers and before the output (as PyTorch's nn.LSTM dropout), not on
         the embedding, whose bar-position counters should reach the network intact.
@@ -121,7 +125,7 @@ class DrumsRecipe:
             stack.append(cell(config.units, return_sequences=True, recurrent_dropout=config.recurrent_dropout))
             if config.dropout:
                 stack.append(layers.Dropout(config.dropout))
-        stack += [layers.Dense(vocab_size), layers.Activation("softmax")]
+        stack.append(layers.Dense(vocab_size))
         return compiled(Sequential(stack, name="drums"), input_shape, config, self.loss)
 
     def steps_of(self, config, tokenizer):

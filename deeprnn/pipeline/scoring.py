@@ -16,7 +16,7 @@ import numpy
 
 from .. import backend
 from ..losses import EPSILON
-from .stepping import stateful_twin
+from .stepping import serving_model, stateful_twin
 
 
 def clipped_nll(p):
@@ -83,10 +83,11 @@ def piece_distributions(model, sequences, encoding, steps_of=None, rows=32, chun
 def window_nll(model, windows, starts, batch_size=256):
     """Sum of -log p(target) over the windows at ``starts`` (every position for NextTokenWindows, the last for
     LastTokenWindows), inference mode; and the number of targets."""
+    served = serving_model(model)
     total, count = 0.0, 0
     for begin in range(0, len(starts), batch_size):
         x, y = windows.batch(starts[begin:begin + batch_size])
-        probs = model.predict(x, batch_size=len(x))
+        probs = served.predict(x, batch_size=len(x))
         if y.ndim == probs.ndim:  # one-hot targets
             picked = (probs * y).sum(axis=-1)
         else:
