@@ -37,16 +37,6 @@ class GRU(RNN):
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
 
-    def fused_ineligibility(self):
-        """The kernel computes exactly these step functions with tanh and sigmoid, nothing else."""
-        cls = type(self)
-        if cls.step_forward is not GRU.step_forward or cls.step_backward is not GRU.step_backward:
-            return f"{cls.__name__} changes the GRU's step functions"
-        if self.activation.name != "tanh" or self.recurrent_activation.name != "sigmoid":
-            return (f"the kernel computes activation='tanh', recurrent_activation='sigmoid', not "
-                    f"{self.activation.name!r}, {self.recurrent_activation.name!r}")
-        return None
-
     def kernel_options(self):
         """The variant, and b_rec for reset_after=True: it enters inside the reset, so it cannot join xw."""
         recurrent_bias = self.b.value[1] if self.reset_after and self.use_bias else None

@@ -43,16 +43,6 @@ class LSTM(RNN):
             bias[H:2 * H] = 1.0
             self.b.value = backend.to_device(bias)
 
-    def fused_ineligibility(self):
-        """The kernels compute exactly these step functions with tanh and sigmoid, nothing else."""
-        cls = type(self)
-        if cls.step_forward is not LSTM.step_forward or cls.step_backward is not LSTM.step_backward:
-            return f"{cls.__name__} changes the LSTM's step functions"
-        if self.activation.name != "tanh" or self.recurrent_activation.name != "sigmoid":
-            return (f"the kernels compute activation='tanh', recurrent_activation='sigmoid', not "
-                    f"{self.activation.name!r}, {self.recurrent_activation.name!r}")
-        return None
-
     def step_forward(self, xw_t, state, recurrent_mask):
         """xw_t = x_t W + b: (B, 4H); state = (h_prev, c_prev). Returns ((h, c), cache)."""
         h_prev, c_prev = state

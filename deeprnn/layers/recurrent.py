@@ -52,6 +52,11 @@ class FusedUnavailable(ValueError):
     """``implementation="fused"`` was asked for a call no kernel computes exactly as the reference does."""
 
 
+def keywords(values):
+    """{"activation": "tanh"} -> "activation='tanh'": arguments as a caller writes them."""
+    return ", ".join(f"{name}={value!r}" for name, value in values.items())
+
+
 def gate_blocks(a, gates):
     """Split the last axis into ``gates`` equal blocks (views, no copies)."""
     width = a.shape[-1] // gates
@@ -101,6 +106,8 @@ class RNN(Layer):
     gates = 1
     state_size = 1
     fused_kernels = ()
+    # what the kernels hard-code: a layer with other activations runs the reference
+    fused_activations = {"activation": "tanh", "recurrent_activation": "sigmoid"}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -243,8 +250,18 @@ class RNN(Layer):
 
     # -- which code runs the loops -----------------------------------------------------------------------------------
     def fused_ineligibility(self):
-        """Why no kernel can stand in for this layer's step functions (None when one can): the cell's own check."""
-        return f"{type(self).__name__} has no fused kernel"
+        """Why no kernel can stand in for this layer's step functions (None when one can)."""
+        if not self.fused_kernels:
+            return f"{type(self).__name__} has no fused kernel"
+        # the class that lists the kernels is the one whose step functions they compute: a subclass that
+        # redefines a step computes something else
+        cell = next(c for c in type(self).__mro__ if "fused_kernels" in vars(c))
+        if type(self).step_forward is not cell.step_forward or type(self).step_backward is not cell.step_backward:
+            return f"{type(self).__name__} changes the {cell.__name__}'s step functions"
+        given = {arg: getattr(self, arg).name for arg in self.fused_activations}
+        if given != self.fused_activations:
+            return f"the kernels compute {keywords(self.fused_activations)}, not {keywords(given)}"
+        return None
 
     def kernel_options(self):
         """The cell's own keyword arguments to its kernels' ``forward`` (the GRU's ``reset_after`` and recurrent

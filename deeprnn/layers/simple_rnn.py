@@ -19,19 +19,11 @@ class SimpleRNN(RNN):
     gates = 1
     state_size = 1
     fused_kernels = (cpu_simple_rnn,)
+    fused_activations = {"activation": "tanh"}   # no gates, so no recurrent activation
 
     def __init__(self, units, activation="tanh", **kwargs):
         kwargs.pop("recurrent_activation", None)  # SimpleRNN has no gates; accepted for a uniform signature
         super().__init__(units, activation=activation, **kwargs)
-
-    def fused_ineligibility(self):
-        """The kernel computes exactly these step functions with tanh, nothing else."""
-        cls = type(self)
-        if cls.step_forward is not SimpleRNN.step_forward or cls.step_backward is not SimpleRNN.step_backward:
-            return f"{cls.__name__} changes the SimpleRNN's step functions"
-        if self.activation.name != "tanh":
-            return f"the kernel computes activation='tanh', not {self.activation.name!r}"
-        return None
 
     def step_forward(self, xw_t, state, recurrent_mask):
         """xw_t = x_t W + b: (B, H); state = (h_prev,). Returns ((h,), cache)."""
