@@ -1,5 +1,6 @@
 """Shared fixtures: every numerical test runs on each available backend (NumPy always, CuPy with a GPU)."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +8,9 @@ import deeprnn as dr
 from deeprnn import backend
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+
+# the Groove MIDI Dataset beside the checkout (read-only), or where DEEPRNN_GROOVE says
+GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", Path(__file__).resolve().parents[2] / "shared" / "data" / "groove"))
 
 BACKENDS = [pytest.param("cpu", id="numpy"),
             pytest.param("gpu", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
@@ -35,3 +39,12 @@ def restore_defaults():
     yield
     dr.set_device("cpu")
     dr.set_floatx("float32")
+
+
+@pytest.fixture
+def groove(tmp_path, monkeypatch):
+    """The Groove folder for a pipeline test (skipped without it); the token cache goes to tmp_path."""
+    if not (GROOVE / "info.csv").is_file():
+        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE} (set DEEPRNN_GROOVE to its folder)")
+    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))  # the token cache, never the shared folder
+    return str(GROOVE)

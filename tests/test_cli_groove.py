@@ -1,24 +1,12 @@
 """Both recipes train, generate and evaluate from the command line on the shared Groove copy (tiny models,
 3 files per split, 1-2 epochs); --resume continues to the very weights of an uninterrupted run."""
-import os
-from pathlib import Path
 
 import numpy
 import pytest
 
 from deeprnn.cli import main
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
 TINY = ["--max-files", "3", "--units", "8", "--layers", "2", "--seq-len", "16", "--batch-size", "8", "--quiet"]
-
-
-@pytest.fixture
-def groove(tmp_path, monkeypatch):
-    if not (GROOVE / "info.csv").is_file():
-        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE} (set DEEPRNN_GROOVE to its folder)")
-    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))  # the token cache, never the shared folder
-    return str(GROOVE)
 
 
 def weights(path):

@@ -1,9 +1,7 @@
 """The groove recipe: velocities and offsets learned, generated into the MIDI, drawn at their real time, rendered
 at a normal loudness, and measured against the drummers (hit NLL per step the same way as the drums recipe's)."""
-import os
 import shutil
 import wave
-from pathlib import Path
 
 import numpy
 import pytest
@@ -20,8 +18,6 @@ from deeprnn.pipeline.recipes import TrainConfig, get_recipe
 from deeprnn.pipeline.scoring import piece_nll
 from deeprnn.pipeline.stepping import stateful_twin
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
 TINY = ["--max-files", "3", "--units", "8", "--layers", "1", "--seq-len", "32", "--batch-size", "8",
         "--embedding-dim", "4", "--quiet"]
 START, END, HIT = 512, 513, 514
@@ -153,14 +149,6 @@ def test_a_quiet_wav_is_normalized_to_minus_one_dbfs_with_its_shape_kept(tmp_pat
     write_wav(tmp_path / "eight.wav", numpy.full(100, 128), width=1)
     with pytest.raises(ValueError, match="eight.wav: 8-bit"):
         normalize_peak(tmp_path / "eight.wav")
-
-
-@pytest.fixture
-def groove(tmp_path, monkeypatch):
-    if not (GROOVE / "info.csv").is_file():
-        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE} (set DEEPRNN_GROOVE to its folder)")
-    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))  # the token cache, never the shared folder
-    return str(GROOVE)
 
 
 def test_groove_recipe_trains_generates_played_notes_and_evaluates_against_the_drummers(groove, tmp_path, capsys):

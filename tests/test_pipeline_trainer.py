@@ -1,9 +1,7 @@
 """deeprnn train as Sequential.fit with callbacks: settings checked before any work, a run never overwritten
 unless asked, leftovers of an interrupted save cleaned, and a run that goes non-finite stops without saving it."""
 import math
-import os
 import re
-from pathlib import Path
 
 import numpy
 import pytest
@@ -11,16 +9,6 @@ import pytest
 from deeprnn import NonFiniteLossError
 from deeprnn.pipeline import RunExistsError, TrainConfig, train
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-GROOVE = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
-
-
-@pytest.fixture
-def groove(tmp_path, monkeypatch):
-    if not (GROOVE / "info.csv").is_file():
-        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE} (set DEEPRNN_GROOVE to its folder)")
-    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))  # the token cache, never the shared folder
-    return str(GROOVE)
 
 
 def tiny(groove, **changes):
