@@ -1,11 +1,23 @@
-"""CPU speed of deeprnn's NumPy path against PyTorch's CPU nn.LSTM and Keras 3 (torch backend).
+"""CPU speed of deeprnn's NumPy path against PyTorch's CPU twins (and Keras 3 on the torch backend), at one thread
+and at all cores: every goal of issue 13 measured the same way.
 
-    python benchmarks/bench_cpu.py                  # everything; about 5 minutes on 2 cores
-    python benchmarks/bench_cpu.py --rounds 5 --skip keras
+    python benchmarks/bench_cpu.py --skip keras           # the full run: about 7 minutes on a quiet 2-core machine
+    python benchmarks/bench_cpu.py --quick --skip keras   # smoke run: every case once, fewest steps; no real numbers
+    python benchmarks/bench_cpu.py --threads 1 --skip generate reference   # a subset
 
-Each measurement runs in its own process (benchmarks/cpu_worker.py): NumPy's and PyTorch's thread pools fight when
-they share one. The frameworks alternate A B A B, each block warmed up first, and a ratio is the median of the
-per-pair ratios of median step times, so that load from other processes moves both sides of a pair alike.
+What is compared (benchmarks/cpu_models.py builds the models):
+- the tutorial's training step (recurrent dropout 0.3 on ours, none on PyTorch's nn.LSTM, which has none);
+- the drums model's training step per cell, Embedding(515, 64) -> cell(256) x2 -> Dense(515) logits with
+  sparse cross-entropy from logits: LSTM vs nn.LSTM, GRU (reset_after=True) vs nn.GRU, SimpleRNN vs nn.RNN(tanh);
+- generation on the drums LSTM model through the pipeline: ``generation.generate_carrying_state`` (what ``deeprnn
+  generate`` runs: the stateful twin called one token per call, the recipe's sampler), in ms per token; the twin's
+  call alone against PyTorch's nn.LSTM stepped with its (h, c) carried; the pipeline's window re-run for scale.
+
+Every ratio is taken at each thread count of ``--threads`` (default: 1 and all cores), both sides set the same way:
+OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS in the worker's environment and torch.set_num_threads in
+the worker. Each measurement runs in its own process (benchmarks/cpu_worker.py): NumPy's and PyTorch's thread pools
+fight when they share one. The frameworks alternate A B A B, each block warmed up first, and a ratio is the median of
+the per-pair ratios of median step times, so that load from other processes moves both sides of a pair alike.
 PyTorch and Keras are optional: without them their rows say so and the rest still runs.
 
 Benchmark with a current OpenBLAS kernel: where OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set for old builds, unset
@@ -20,28 +32,31 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "cpu_worker.py")
+sys.path.insert(0, HERE)
+from cpu_models import CELLS  # noqa: E402  (cpu_models imports only NumPy at module level)
 
-GOALS = {"train-tutorial": 1.25, "train-drums": 1.25}
+# issue 13's goals: ratios ours / PyTorch at every thread count, and the pipeline's generation in ms per token
+GOALS = {"tutorial": 1.1, **{f"drums-{cell}": 1.1 for cell in CELLS}, "generation_ms_per_token": 0.15}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def have(module):
     return importlib.util.find_spec(module) is not None
 
 
-THREADS = {}
-
-
-def run_worker(case, impl, steps, warmup, env_extra=None):
-    env = dict(os.environ, **THREADS, **(env_extra or {}))
-    if impl == "keras" or impl.startswith("keras"):
+def run_worker(case, impl, steps, warmup, threads, *options):
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARIABLES})
+    if impl.startswith("keras"):
         env["KERAS_BACKEND"] = "torch"
-    done = subprocess.run([sys.executable, WORKER, case, impl, "--steps", str(steps), "--warmup", str(warmup)],
-                          env=env, capture_output=True, text=True)
+    command = [sys.executable, WORKER, case, impl, "--steps", str(steps), "--warmup", str(warmup),
+               "--threads", str(threads), *options]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{case} {impl} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -65,13 +80,12 @@ def machine():
         for info in threadpoolctl.threadpool_info():
             if info.get("user_api") == "blas":
                 lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')}, "
-                             f"kernel {info.get('architecture')}"
-                             f", {info.get('num_threads')} threads ({os.path.basename(info.get('filepath', ''))})")
+                             f"kernel {info.get('architecture')} ({os.path.basename(info.get('filepath', ''))})")
     except ImportError:
         lines.append("BLAS: threadpoolctl not installed")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", *THREAD_VARIABLES):
         if os.environ.get(var):
-            lines.append(f"note: {var}={os.environ[var]} is set")
+            lines.append(f"note: {var}={os.environ[var]} is set (the benchmark sets the thread variables itself)")
     # versions from the package metadata: importing torch or keras here would start their thread pools in the
     # process that only orchestrates
     from importlib import metadata
@@ -82,136 +96,168 @@ def machine():
     return lines
 
 
-def alternate(case, a, b, rounds, steps, warmup, steps_b=None, warmup_b=None, log=print, env_a=None):
+def alternate(case, a, b, rounds, threads, steps_a, warmup_a, steps_b, warmup_b, options=(), log=print):
     """Run a and b alternately ``rounds`` times; returns (a results, b results, per-pair ratios a/b)."""
     results_a, results_b, ratios = [], [], []
     for r in range(rounds):
-        ra = run_worker(case, a, steps, warmup, env_a)
-        rb = run_worker(case, b, steps_b or steps, warmup_b if warmup_b is not None else warmup)
+        ra = run_worker(case, a, steps_a, warmup_a, threads, *options)
+        rb = run_worker(case, b, steps_b, warmup_b, threads, *options)
         results_a.append(ra)
         results_b.append(rb)
         ratios.append(median_ms(ra) / median_ms(rb))
-        log(f"  round {r + 1}: {case} {a} {median_ms(ra):.1f} ms, {b} {median_ms(rb):.1f} ms, ratio {ratios[-1]:.2f}")
+        log(f"  {threads} thread(s), round {r + 1}: {case} {' '.join(options)} {a} {median_ms(ra):.3f} ms, "
+            f"{b} {median_ms(rb):.3f} ms, ratio {ratios[-1]:.2f}")
     return results_a, results_b, ratios
+
+
+def verdict(value, goal, unit="x"):
+    return f"<= {goal}{unit}: {'met' if value <= goal else 'NOT met'}"
+
+
+def settings(args):
+    """Rounds, steps and warm-up of every kind of block; --quick takes the fewest that still run every case."""
+    if args.quick:
+        return dict(rounds=1, steps=2, warmup=1, keras_steps=1, reference_steps=1, gen_blocks=2, gen_tokens=20,
+                    gen_steps=20, gen_warmup=5, window_blocks=1)
+    return dict(rounds=args.rounds, steps=args.steps, warmup=3, keras_steps=3, reference_steps=4, gen_blocks=10,
+                gen_tokens=200, gen_steps=300, gen_warmup=20, window_blocks=3)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="A/B pairs per comparison (default 3)")
     parser.add_argument("--steps", type=int, default=12, help="timed training steps per block (default 12)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "keras", "reference", "drums",
-                                                                   "generate", "tutorial"])
-    parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads in every worker (default: the libraries' "
-                        "own choice, one per core); 1 is far steadier on a machine that other jobs load")
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
+                        help="thread counts to measure at, each side set the same way (default: 1 and all cores)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: one round, fewest steps and tokens (overrides --rounds and --steps)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["torch", "keras", "reference", "tutorial", "drums", *CELLS, "generate", "memory"])
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
-    if args.threads:
-        THREADS.update({var: str(args.threads) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                                           "MKL_NUM_THREADS")})
+    if any(n < 1 for n in args.threads):
+        parser.error(f"--threads: each count must be >= 1, got {args.threads}")
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be >= 1")
+    s = settings(args)
     log = lambda *a: print(*a, flush=True)  # noqa: E731
+    began = time.perf_counter()
 
     torch_ok = have("torch") and "torch" not in args.skip
     keras_ok = have("keras") and torch_ok and "keras" not in args.skip
     for line in machine():
         log(line)
-    log(f"threads per worker: {args.threads or 'library default'}")
+    log(f"thread counts: {', '.join(map(str, args.threads))} (each side: {', '.join(THREAD_VARIABLES)} and "
+        f"torch.set_num_threads); {'--quick: smoke run, the numbers mean nothing' if args.quick else ''}")
     if not have("torch"):
         log("PyTorch is not installed: its rows are skipped (pip install torch==2.13.0 for the CPU wheel)")
     if not have("keras"):
         log("Keras is not installed: its rows are skipped")
     log("")
 
-    rows, record = [], {}
+    rows, record = {}, {}   # rows: measurement -> [(threads, ours, other, ratio, goal)], in first-seen order
 
-    def row(what, ours, other, ratio, goal=""):
-        rows.append((what, ours, other, ratio, goal))
+    def row(what, threads, ours, other="-", ratio="-", goal=""):
+        rows.setdefault(what, []).append((str(threads), ours, other, ratio, goal))
 
-    # -- the tutorial's training step ----------------------------------------------------------------------------------
-    if "tutorial" not in args.skip:
-        log("tutorial training step (2x LSTM(256), B=32, T=100, V=300; recurrent dropout 0.3 for deeprnn and Keras)")
+    def versus_torch(label, key, case, threads, options=()):
         if torch_ok:
-            ours, torch_runs, ratios = alternate("train-tutorial", "ours", "torch", args.rounds, args.steps, 3,
-                                                 log=log)
+            ours, theirs, ratios = alternate(case, "ours", "torch", s["rounds"], threads, s["steps"], s["warmup"],
+                                             s["steps"], s["warmup"], options, log)
             ratio = statistics.median(ratios)
-            row("tutorial training step", f"{statistics.median(map(median_ms, ours)):.1f} ms",
-                f"PyTorch {statistics.median(map(median_ms, torch_runs)):.1f} ms", f"{ratio:.2f}x",
-                f"<= {GOALS['train-tutorial']}x: {'met' if ratio <= GOALS['train-tutorial'] else 'NOT met'}")
-            record["tutorial"] = {"ours": ours, "torch": torch_runs, "ratios": ratios}
+            row(label, threads, f"{statistics.median(map(median_ms, ours)):.1f} ms",
+                f"PyTorch {statistics.median(map(median_ms, theirs)):.1f} ms", f"{ratio:.2f}x",
+                verdict(ratio, GOALS[key]))
+            record[f"{key}@{threads}"] = {"ours": ours, "torch": theirs, "ratios": ratios}
         else:
-            ours = [run_worker("train-tutorial", "ours", args.steps, 3)]
-            row("tutorial training step", f"{median_ms(ours[0]):.1f} ms", "PyTorch: not installed or skipped", "-")
-        if keras_ok:
-            ours_k, keras_runs, ratios = alternate("train-tutorial", "ours", "keras", max(1, args.rounds // 2),
-                                                   args.steps, 3, steps_b=3, warmup_b=1, log=log)
-            speedup = statistics.median(1 / r for r in ratios)
-            row("tutorial training step", f"{statistics.median(map(median_ms, ours_k)):.1f} ms",
-                f"Keras {statistics.median(map(median_ms, keras_runs)):.0f} ms", f"{1 / speedup:.3f}x",
-                f"{speedup:.1f}x faster (goal >= 5x)")
-            record["tutorial-keras"] = {"ours": ours_k, "keras": keras_runs, "ratios": ratios}
-        if "reference" not in args.skip:
-            ours_f, ref, ratios = alternate("train-tutorial", "ours", "reference", 1, args.steps, 2, steps_b=4,
-                                            warmup_b=1, log=log)
-            row("tutorial step, kernels off (DEEPRNN_REFERENCE=1)", f"{median_ms(ours_f[0]):.1f} ms",
-                f"reference {median_ms(ref[0]):.1f} ms", f"{ratios[0]:.2f}x", "the fused kernel's gain")
-            record["tutorial-reference"] = {"ours": ours_f, "reference": ref}
+            ours = run_worker(case, "ours", s["steps"], s["warmup"], threads, *options)
+            row(label, threads, f"{median_ms(ours):.1f} ms", "PyTorch: not installed or skipped")
+            record[f"{key}@{threads}"] = {"ours": [ours]}
 
-    # -- the drums recipe's training step ------------------------------------------------------------------------------
-    if "drums" not in args.skip:
-        log("drums training step (Embedding(515, 64) -> 2x LSTM(256) sequences -> Dense(515) softmax, B=32, T=64)")
-        if torch_ok:
-            ours, torch_runs, ratios = alternate("train-drums", "ours", "torch", args.rounds, args.steps, 3, log=log)
-            ratio = statistics.median(ratios)
-            row("drums training step", f"{statistics.median(map(median_ms, ours)):.1f} ms",
-                f"PyTorch {statistics.median(map(median_ms, torch_runs)):.1f} ms", f"{ratio:.2f}x",
-                f"<= {GOALS['train-drums']}x: {'met' if ratio <= GOALS['train-drums'] else 'NOT met'}")
-            record["drums"] = {"ours": ours, "torch": torch_runs, "ratios": ratios}
-        else:
-            ours = [run_worker("train-drums", "ours", args.steps, 3)]
-            row("drums training step", f"{median_ms(ours[0]):.1f} ms", "PyTorch: not installed or skipped", "-")
+    for threads in args.threads:
+        # -- the tutorial's training step --------------------------------------------------------------------------
+        if "tutorial" not in args.skip:
+            log(f"tutorial training step, {threads} thread(s) (2x LSTM(256), B=32, T=100, V=300; recurrent dropout "
+                "0.3 for deeprnn and Keras)")
+            versus_torch("tutorial training step", "tutorial", "train-tutorial", threads)
+            if keras_ok:
+                ours_k, keras_runs, ratios = alternate("train-tutorial", "ours", "keras", max(1, s["rounds"] // 2),
+                                                       threads, s["steps"], s["warmup"], s["keras_steps"], 1, (), log)
+                speedup = statistics.median(1 / r for r in ratios)
+                row("tutorial training step vs Keras", threads, f"{statistics.median(map(median_ms, ours_k)):.1f} ms",
+                    f"Keras {statistics.median(map(median_ms, keras_runs)):.0f} ms", f"{1 / speedup:.3f}x",
+                    f"{speedup:.1f}x faster")
+                record[f"tutorial-keras@{threads}"] = {"ours": ours_k, "keras": keras_runs, "ratios": ratios}
+            if "reference" not in args.skip:
+                fused, reference, ratios = alternate("train-tutorial", "ours", "reference", 1, threads, s["steps"],
+                                                     s["warmup"], s["reference_steps"], 1, (), log)
+                row('tutorial step, implementation="reference"', threads, f"{median_ms(fused[0]):.1f} ms fused",
+                    f"reference {median_ms(reference[0]):.1f} ms", f"{ratios[0]:.2f}x", "the fused kernel's gain")
+                record[f"tutorial-reference@{threads}"] = {"ours": fused, "reference": reference}
 
-    # -- generation ----------------------------------------------------------------------------------------------------
-    if "generate" not in args.skip:
-        log("generation, tutorial model, per token")
-        state = run_worker("generate", "ours-state", 300, 20)
-        window = run_worker("generate", "ours-window", 20, 2)
-        ms_state = median_ms(state)
-        row("generation, state carried (step_forward)", f"{ms_state:.3f} ms/token", "-", "-",
-            f"<= 0.5 ms: {'met' if ms_state <= 0.5 else 'NOT met'}")
-        row("generation, window re-run (deeprnn)", f"{median_ms(window):.2f} ms/token", "-",
-            f"{median_ms(window) / ms_state:.0f}x the state-carrying step")
-        record["generate"] = {"ours-state": state, "ours-window": window}
-        if torch_ok:
-            tw = run_worker("generate", "torch-window", 50, 5)
-            row("generation: ours state-carried vs PyTorch window re-run", f"{ms_state:.3f} ms/token",
-                f"PyTorch window {median_ms(tw):.2f} ms/token", f"{ms_state / median_ms(tw):.3f}x")
-            record["generate"]["torch-window"] = tw
-        if keras_ok:
-            kw = run_worker("generate", "keras-window", 4, 1)
-            speedup = median_ms(kw) / ms_state
-            row("generation: ours state-carried vs Keras window re-run (model.predict)", f"{ms_state:.3f} ms/token",
-                f"Keras window {median_ms(kw):.0f} ms/token", f"{ms_state / median_ms(kw):.5f}x",
-                f"{speedup:.0f}x faster (goal >= 500x)")
-            record["generate"]["keras-window"] = kw
+        # -- the drums model's training step, per cell ----------------------------------------------------------------
+        if "drums" not in args.skip:
+            for cell in CELLS:
+                if cell in args.skip:
+                    continue
+                log(f"drums training step, {cell}, {threads} thread(s) (Embedding(515, 64) -> 2x {cell}(256) -> "
+                    "Dense(515) logits, B=32, T=64)")
+                versus_torch(f"drums training step, {cell}", f"drums-{cell}", "train-drums", threads,
+                             ("--cell", cell))
 
-    # -- memory --------------------------------------------------------------------------------------------------------
-    for key, label in (("tutorial", "tutorial"), ("drums", "drums")):
-        if key in record:
-            ours = record[key]["ours"][0]
-            other = record[key]["torch"][0]
-            row(f"peak RSS of the {label} training process", f"{ours['peak_rss_mb']:.0f} MB "
-                f"(one step's NumPy arrays {ours['step_peak_mb']:.0f} MB)", f"PyTorch {other['peak_rss_mb']:.0f} MB",
-                "-")
+        # -- generation through the pipeline (the drums LSTM model) ---------------------------------------------------
+        if "generate" not in args.skip:
+            log(f"generation, drums LSTM model, {threads} thread(s), per token")
+            tokens = ("--tokens", str(s["gen_tokens"]))
+            pipeline = run_worker("generate", "ours-pipeline", s["gen_blocks"], 1, threads, *tokens)
+            ms = median_ms(pipeline)
+            row("generation through the pipeline (generate_carrying_state, sampling)", threads,
+                f"{ms:.3f} ms/token", "-", "-", verdict(ms, GOALS["generation_ms_per_token"], " ms"))
+            record[f"generate-pipeline@{threads}"] = pipeline
+            if torch_ok:
+                twin, torch_state, ratios = alternate("generate", "ours-twin", "torch-state", s["rounds"], threads,
+                                                      s["gen_steps"], s["gen_warmup"], s["gen_steps"],
+                                                      s["gen_warmup"], (), log)
+                row("generation step: the stateful twin's call vs nn.LSTM with (h, c) carried (greedy)", threads,
+                    f"{statistics.median(map(median_ms, twin)):.3f} ms/token",
+                    f"PyTorch {statistics.median(map(median_ms, torch_state)):.3f} ms/token",
+                    f"{statistics.median(ratios):.2f}x")
+                record[f"generate-step@{threads}"] = {"ours-twin": twin, "torch-state": torch_state,
+                                                      "ratios": ratios}
+            else:
+                twin = run_worker("generate", "ours-twin", s["gen_steps"], s["gen_warmup"], threads)
+                row("generation step: the stateful twin's call (greedy)", threads, f"{median_ms(twin):.3f} ms/token",
+                    "PyTorch: not installed or skipped")
+                record[f"generate-step@{threads}"] = {"ours-twin": [twin]}
+            window = run_worker("generate", "ours-window", s["window_blocks"], 1, threads,
+                                "--tokens", str(s["gen_tokens"] // 10))
+            row("generation, window re-run through the pipeline (generate_window_rerun, 64 tokens)", threads,
+                f"{median_ms(window):.2f} ms/token", "-", f"{median_ms(window) / ms:.0f}x the state-carrying")
+            record[f"generate-window@{threads}"] = window
+
+    # -- memory (the first thread count's runs) -----------------------------------------------------------------------
+    if "memory" not in args.skip:
+        threads = args.threads[0]
+        for key, label in (("tutorial", "tutorial"), ("drums-lstm", "drums LSTM")):
+            runs = record.get(f"{key}@{threads}")
+            if runs:
+                ours = runs["ours"][0]
+                other = f"PyTorch {runs['torch'][0]['peak_rss_mb']:.0f} MB" if "torch" in runs else "-"
+                row(f"peak RSS of the {label} training process", threads, f"{ours['peak_rss_mb']:.0f} MB "
+                    f"(one step's NumPy arrays {ours['step_peak_mb']:.0f} MB)", other)
 
     log("")
-    header = ("measurement", "deeprnn (NumPy)", "other", "ratio (ours / other)", "goal")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
-    for i, r in enumerate([header] + rows):
+    header = ("measurement", "threads", "deeprnn (NumPy)", "other", "ratio (ours / other)", "goal")
+    table = [(what, *entry) for what, entries in rows.items() for entry in entries]
+    widths = [max(len(str(r[i])) for r in table + [header]) for i in range(len(header))]
+    for i, r in enumerate([header] + table):
         log("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
         if i == 0:
             log("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    log(f"\n{'--quick smoke run' if args.quick else 'run'} took {time.perf_counter() - began:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rows": rows, "runs": record}, f, indent=1)
+            json.dump({"machine": machine(), "threads": args.threads, "settings": s, "goals": GOALS,
+                       "table": [dict(zip(header, r)) for r in table], "runs": record}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,19 @@
   recurrent_dropout=.3) -> BatchNorm -> Dropout(.3) -> Dense(128) -> ReLU -> BatchNorm -> Dropout(.3) -> Dense(V)
   -> softmax, categorical cross-entropy, Adam; B=32, V=300. The PyTorch twin has no recurrent dropout (nn.LSTM has
   none), as in the issue's anchor.
-- drums: tokens (B, 64) -> Embedding(515, 64) -> LSTM(256) x2 (return_sequences) -> Dense(515) -> softmax,
-  predicting every next token (sparse cross-entropy), Adam; B=32.
+- drums, per cell (lstm, gru, simple_rnn): tokens (B, 64) -> Embedding(515, 64) -> cell(256, return_sequences) x2 ->
+  Dense(515) logits, predicting every next token with sparse cross-entropy from logits (the drums recipe's head:
+  ``SparseCategoricalCrossentropy(from_logits=True)``), Adam; B=32. Our layers run ``implementation="auto"`` (the
+  fused kernel of each cell). The PyTorch twins are ``nn.LSTM``, ``nn.GRU`` (Keras's ``reset_after=True``
+  formulation, our GRU's default) and ``nn.RNN`` (tanh), with ``CrossEntropyLoss`` on the logits.
+
+Every Adam is Keras's: learning rate 1e-3, epsilon 1e-7 (PyTorch's default epsilon is 1e-8; it is set to match).
 """
 import numpy
 
 TUTORIAL = dict(batch=32, seq=100, vocab=300, units=256, recurrent_dropout=0.3)
 DRUMS = dict(batch=32, seq=64, vocab=515, embed=64, units=256)
+CELLS = ("lstm", "gru", "simple_rnn")
 
 
 # -- data (the same arrays for every framework) ----------------------------------------------------------------------
@@ -36,16 +42,22 @@ def drums_batches(count=4, seed=0):
     return batches
 
 
+def check_cell(cell):
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+
+
 # -- deeprnn ---------------------------------------------------------------------------------------------------------
-def ours_tutorial():
+def ours_tutorial(implementation="auto"):
+    """implementation: every LSTM's ``implementation`` ("reference" times the readable loops)."""
     import deeprnn as dr
     from deeprnn import layers
     H, V, rd = TUTORIAL["units"], TUTORIAL["vocab"], TUTORIAL["recurrent_dropout"]
     dr.set_seed(0)
     model = dr.Sequential([
         layers.Input((TUTORIAL["seq"], 1)),
-        layers.LSTM(H, recurrent_dropout=rd, return_sequences=True),
-        layers.LSTM(H, recurrent_dropout=rd),
+        layers.LSTM(H, recurrent_dropout=rd, return_sequences=True, implementation=implementation),
+        layers.LSTM(H, recurrent_dropout=rd, implementation=implementation),
         layers.BatchNormalization(), layers.Dropout(0.3),
         layers.Dense(128), layers.Activation("relu"),
         layers.BatchNormalization(), layers.Dropout(0.3),
@@ -54,44 +66,31 @@ def ours_tutorial():
     return model
 
 
-def ours_drums():
+def ours_drums(cell="lstm", implementation="auto"):
+    """The drums recipe's shape (DrumsRecipe.build_model without dropout or the bar-position input): logits out.
+
+    Built for any sequence length, as the recipe builds it, so that its stateful twin takes one token per call.
+    """
     import deeprnn as dr
     from deeprnn import layers
+    check_cell(cell)
+    recurrent = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}[cell]
     H, V = DRUMS["units"], DRUMS["vocab"]
     dr.set_seed(0)
     model = dr.Sequential([
-        layers.Input((DRUMS["seq"],)),
         layers.Embedding(V, DRUMS["embed"]),
-        layers.LSTM(H, return_sequences=True),
-        layers.LSTM(H, return_sequences=True),
-        layers.Dense(V), layers.Activation("softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        recurrent(H, return_sequences=True, implementation=implementation),
+        recurrent(H, return_sequences=True, implementation=implementation),
+        layers.Dense(V)], name=f"drums-{cell}")
+    model.build((None, None))
+    model.compile(optimizer="adam", loss=dr.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 
-def ours_generation_step(model):
-    """One token through the stack with the recurrent states carried: ``step(x_t (1, D), states) -> (p, states)``.
-
-    Uses the layers' public step API (``project_inputs`` then ``step_forward``), as state-carrying generation does.
-    """
-    from deeprnn.layers.recurrent import RNN
-
-    def step(x_t, states):
-        new_states, h = [], x_t
-        for layer in model.layers:
-            if isinstance(layer, RNN):
-                xw = layer.project_inputs(h[None], None)[0]       # (1, 1, D) time-major -> (1, G*H)
-                state, _ = layer.step_forward(xw, states[len(new_states)], None)
-                new_states.append(state)
-                h = state[0]
-            else:
-                h, _ = layer.forward(h, training=False)
-        return h, new_states
-
-    def zero_states():
-        return [layer.zero_state(numpy, 1, numpy.float32) for layer in model.layers if isinstance(layer, RNN)]
-
-    return step, zero_states
+def implementations(model):
+    """What runs each recurrent layer's loops ("fused (kernel)" or "reference"), for the worker's record."""
+    from deeprnn.layers import RNN
+    return [layer.describe_implementation() for layer in model.layers if isinstance(layer, RNN)]
 
 
 # -- PyTorch twins ---------------------------------------------------------------------------------------------------
@@ -116,22 +115,27 @@ def torch_tutorial():
     return model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 
 
-def torch_drums():
+def torch_drums(cell="lstm"):
+    """The drums twin: ``forward(x, state=None) -> (logits, state)``; the state is carried when generating."""
     import torch
     from torch import nn
-    H, V = DRUMS["units"], DRUMS["vocab"]
+    check_cell(cell)
+    H, V, E = DRUMS["units"], DRUMS["vocab"], DRUMS["embed"]
     torch.manual_seed(0)
+    recurrent = {"lstm": lambda: nn.LSTM(E, H, num_layers=2, batch_first=True),
+                 "gru": lambda: nn.GRU(E, H, num_layers=2, batch_first=True),
+                 "simple_rnn": lambda: nn.RNN(E, H, num_layers=2, nonlinearity="tanh", batch_first=True)}[cell]
 
     class Drums(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed = nn.Embedding(V, DRUMS["embed"])
-            self.lstm = nn.LSTM(DRUMS["embed"], H, num_layers=2, batch_first=True)
+            self.embed = nn.Embedding(V, E)
+            self.rnn = recurrent()
             self.out = nn.Linear(H, V)
 
-        def forward(self, x):
-            out, _ = self.lstm(self.embed(x))
-            return self.out(out)
+        def forward(self, x, state=None):
+            hs, state = self.rnn(self.embed(x), state)
+            return self.out(hs), state
 
     model = Drums()
     return model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)

@@ -1,9 +1,22 @@
 """One timed block in its own process (bench_cpu.py runs these, alternating frameworks).
 
-    python benchmarks/cpu_worker.py train-tutorial ours --steps 20 --warmup 3
+    python benchmarks/cpu_worker.py train-tutorial ours --steps 20 --warmup 3 --threads 1
+    python benchmarks/cpu_worker.py train-drums torch --cell gru --threads 2
+    python benchmarks/cpu_worker.py generate ours-pipeline --steps 10 --tokens 100
 
-Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS kernel. NumPy and PyTorch are never timed
-in one process: their thread pools fight (see docs/performance.md).
+Cases and implementations:
+- train-tutorial: ours, reference (our layers with implementation="reference"), torch, keras;
+- train-drums --cell lstm|gru|simple_rnn: ours, torch;
+- generate (the drums LSTM model): ours-pipeline (``generation.generate_carrying_state``, the path of ``deeprnn
+  generate``: the stateful twin called one token per call, sampling as the drums recipe does), ours-twin (the twin's
+  call alone, greedy), torch-state (the PyTorch twin stepped one token per call with its (h, c) carried, greedy),
+  ours-window (``generation.generate_window_rerun``, 64 tokens re-run per token).
+
+--threads sets torch.set_num_threads here; the BLAS/OpenMP pools read OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the environment of every worker (the JSON line reports
+the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
+kernel and threads. NumPy and PyTorch are never timed in one process: their thread pools fight (see
+docs/performance.md).
 """
 import argparse
 import json
@@ -41,6 +54,13 @@ def timed(step, steps, warmup):
     return times
 
 
+def torch_threads(threads):
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    return {"torch_threads": torch.get_num_threads()}
+
+
 # -- training steps --------------------------------------------------------------------------------------------------
 def ours_training(model, batches, steps, warmup):
     import tracemalloc
@@ -53,21 +73,20 @@ def ours_training(model, batches, steps, warmup):
 
     times = timed(step, steps, warmup)
     # one step's peak of new NumPy allocations (NumPy reports its buffers to tracemalloc), measured after the
-    # timing, plus the buffers the LSTM kernels keep for reuse between steps
+    # timing, plus the buffers the kernels keep for reuse between steps
     from deeprnn.kernels import workspace
     tracemalloc.start()
     step()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     kept = sum(b.nbytes for ws in workspace._WORKSPACES.values() for pool in ws.pools.values() for b in pool)
-    return times, {"step_peak_mb": (peak + kept) / 2 ** 20}
+    return times, {"step_peak_mb": (peak + kept) / 2 ** 20, "implementations": cpu_models.implementations(model)}
 
 
-def torch_training(model, optimizer, batches, steps, warmup, labels):
+def torch_training(model, optimizer, batches, steps, warmup, labels, threads):
     import torch
     import torch.nn.functional as F
-    if os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    extra = torch_threads(threads)
     data = [(torch.from_numpy(x), torch.from_numpy(labels(y))) for x, y in batches]
     state = {"k": 0}
     model.train()
@@ -77,12 +96,13 @@ def torch_training(model, optimizer, batches, steps, warmup, labels):
         state["k"] += 1
         optimizer.zero_grad(set_to_none=True)
         logits = model(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits   # the drums twin returns (logits, state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         loss.backward()
         optimizer.step()
         loss.item()
 
-    return timed(step, steps, warmup), {"threads": torch.get_num_threads()}
+    return timed(step, steps, warmup), extra
 
 
 def keras_training(model, batches, steps, warmup):
@@ -96,90 +116,123 @@ def keras_training(model, batches, steps, warmup):
     return timed(step, steps, warmup), {}
 
 
-# -- generation ------------------------------------------------------------------------------------------------------
-def generation(impl, tokens, warmup):
+# -- generation (the drums LSTM model) -------------------------------------------------------------------------------
+def primer_tokens(length=64, seed=0):
     import numpy
-    V, T = cpu_models.TUTORIAL["vocab"], cpu_models.TUTORIAL["seq"]
-    window = (numpy.random.default_rng(0).integers(0, V, size=(1, T, 1)) / V).astype("float32")
-    state = {"window": window}
+    from deeprnn.music.drum_grid import DrumGridTokenizer
+    # step tokens only (below START): a primer as a piece's middle would be, so the picker owes no hits
+    return numpy.random.default_rng(seed).integers(1, DrumGridTokenizer().start_token, size=length)
 
-    if impl == "ours-state":
-        model = cpu_models.ours_tutorial()
-        step_fn, zero_states = cpu_models.ours_generation_step(model)
-        state["states"], state["x"] = zero_states(), window[:, -1]
 
-        def step():
-            p, state["states"] = step_fn(state["x"], state["states"])
-            state["x"] = numpy.array([[int(p[0].argmax()) / V]], dtype="float32")
-    elif impl == "ours-window":
-        model = cpu_models.ours_tutorial()
+def pipeline_generation(impl, blocks, warmup, tokens):
+    """Each block is one call of the pipeline's generator for ``tokens`` tokens; its per-token time is the one
+    ``deeprnn generate`` reports (``Generated.ms_per_token``: the primer and the twin's construction excluded)."""
+    import numpy
+    from deeprnn.music.drum_grid import DrumGridTokenizer
+    from deeprnn.pipeline import generation
+    from deeprnn.pipeline.features import TokenInput
+    from deeprnn.pipeline.recipes import DrumsRecipe
+    model = cpu_models.ours_drums("lstm")
+    primer = generation.Primer(tokens=primer_tokens(), steps=None, source=None)
+    rng = numpy.random.default_rng(0)
 
-        def step():
-            p = model.predict(state["window"], verbose=0)
-            nxt = numpy.array([[[int(p[0].argmax()) / V]]], dtype="float32")
-            state["window"] = numpy.concatenate([state["window"][:, 1:], nxt], axis=1)
-    elif impl == "torch-window":
+    def block():
+        picker = generation.TokenPicker(DrumsRecipe(), DrumGridTokenizer(), generation.Sampling(), rng,
+                                        primer.tokens)
+        if impl == "ours-pipeline":
+            made = generation.generate_carrying_state(model, TokenInput(), primer, tokens, picker)
+        else:
+            made = generation.generate_window_rerun(model, TokenInput(), primer, tokens, picker,
+                                                    window=cpu_models.DRUMS["seq"])
+        return made.seconds / len(made.tokens)
+
+    for _ in range(warmup):
+        block()
+    return [block() for _ in range(blocks)], {"tokens_per_block": tokens,
+                                              "implementations": cpu_models.implementations(model)}
+
+
+def generation(impl, steps, warmup, tokens, threads):
+    import numpy
+    if impl in ("ours-pipeline", "ours-window"):
+        return pipeline_generation(impl, steps, warmup, tokens)
+    primer = primer_tokens()
+    state = {"token": int(primer[-1])}
+    if impl == "ours-twin":
+        from deeprnn.pipeline.generation import last_distribution
+        from deeprnn.pipeline.stepping import stateful_twin
+        model = cpu_models.ours_drums("lstm")
+        twin = stateful_twin(model)
+        twin.reset_states()
+        twin(primer[None])
+        extra = {"implementations": cpu_models.implementations(twin)}
+
+        def step():  # what generate_carrying_state does per token, greedy instead of its sampler
+            probs = twin(numpy.array([[state["token"]]]))
+            state["token"] = int(last_distribution(probs).argmax())
+    elif impl == "torch-state":
         import torch
-        model, _ = cpu_models.torch_tutorial()
+        extra = torch_threads(threads)
+        model, _ = cpu_models.torch_drums("lstm")
         model.eval()
+        with torch.no_grad():
+            _, state["carried"] = model(torch.from_numpy(primer[None]))
 
         def step():
             with torch.no_grad():
-                p = torch.softmax(model(torch.from_numpy(state["window"])), dim=-1).numpy()
-            nxt = numpy.array([[[int(p[0].argmax()) / V]]], dtype="float32")
-            state["window"] = numpy.concatenate([state["window"][:, 1:], nxt], axis=1)
-    elif impl == "keras-window":
-        model = cpu_models.keras_tutorial()
-
-        def step():  # the tutorial's method: model.predict on the whole window for every note
-            p = model.predict(state["window"], verbose=0)
-            nxt = numpy.array([[[int(p[0].argmax()) / V]]], dtype="float32")
-            state["window"] = numpy.concatenate([state["window"][:, 1:], nxt], axis=1)
+                logits, state["carried"] = model(torch.tensor([[state["token"]]]), state["carried"])
+                probs = torch.softmax(logits[0, -1], dim=-1).numpy()
+            state["token"] = int(probs.argmax())
     else:
         raise SystemExit(f"unknown generation impl {impl!r}")
-    return timed(step, tokens, warmup), {}
+    return timed(step, steps, warmup), extra
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case", choices=["train-tutorial", "train-drums", "generate"])
     parser.add_argument("impl")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--cell", choices=cpu_models.CELLS, default="lstm", help="train-drums: the recurrent cell")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (generate: tokens, or for ours-pipeline "
+                        "and ours-window, blocks of --tokens tokens)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per block of ours-pipeline and ours-window")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (set the BLAS/OpenMP variables too)")
     args = parser.parse_args(argv)
     if args.impl.startswith("keras"):
         os.environ.setdefault("KERAS_BACKEND", "torch")
 
     extra = {}
     if args.case == "generate":
-        times, extra = generation(args.impl, args.steps, args.warmup)
+        times, extra = generation(args.impl, args.steps, args.warmup, args.tokens, args.threads)
     elif args.case == "train-tutorial":
         batches = cpu_models.tutorial_batches()
         if args.impl in ("ours", "reference"):
-            times, extra = ours_training(cpu_models.ours_tutorial(), batches, args.steps, args.warmup)
+            model = cpu_models.ours_tutorial(implementation="auto" if args.impl == "ours" else "reference")
+            times, extra = ours_training(model, batches, args.steps, args.warmup)
         elif args.impl == "torch":
             model, optimizer = cpu_models.torch_tutorial()
             times, extra = torch_training(model, optimizer, batches, args.steps, args.warmup,
-                                          labels=lambda y: y.argmax(axis=-1))
+                                          labels=lambda y: y.argmax(axis=-1), threads=args.threads)
         elif args.impl == "keras":
+            threads = torch_threads(args.threads)   # Keras runs on the torch backend: the same thread pool
             times, extra = keras_training(cpu_models.keras_tutorial(), batches, args.steps, args.warmup)
+            extra.update(threads)
         else:
             raise SystemExit(f"unknown impl {args.impl!r}")
     else:
         batches = cpu_models.drums_batches()
-        if args.impl in ("ours", "reference"):
-            times, extra = ours_training(cpu_models.ours_drums(), batches, args.steps, args.warmup)
+        if args.impl == "ours":
+            times, extra = ours_training(cpu_models.ours_drums(args.cell), batches, args.steps, args.warmup)
         elif args.impl == "torch":
-            model, optimizer = cpu_models.torch_drums()
-            times, extra = torch_training(model, optimizer, batches, args.steps, args.warmup, labels=lambda y: y)
+            model, optimizer = cpu_models.torch_drums(args.cell)
+            times, extra = torch_training(model, optimizer, batches, args.steps, args.warmup, labels=lambda y: y,
+                                          threads=args.threads)
         else:
             raise SystemExit(f"unknown impl {args.impl!r}")
 
-    if args.impl in ("ours", "reference", "ours-state", "ours-window"):
-        from deeprnn import kernels
-        extra["kernels"] = kernels.enabled
-    print(json.dumps({"case": args.case, "impl": args.impl, "times": times, "peak_rss_mb": rss_mb(),
-                      "blas": blas_kernel(), **extra}))
+    print(json.dumps({"case": args.case, "impl": args.impl, "cell": args.cell, "times": times,
+                      "peak_rss_mb": rss_mb(), "blas": blas_kernel(), **extra}))
 
 
 if __name__ == "__main__":
