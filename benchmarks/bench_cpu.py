@@ -129,7 +129,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=12, help="timed training steps per block (default 12)")
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
                         help="thread counts to measure at, each side set the same way (default: 1 and all cores)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: one round, fewest steps and tokens (overrides --rounds and --steps)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: one round, fewest steps and tokens (overrides --rounds and --steps)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["torch", "keras", "reference", "tutorial", "drums", *CELLS, "generate", "memory"])
     parser.add_argument("--json", help="also write every measurement to this file")
