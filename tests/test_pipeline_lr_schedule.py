@@ -7,7 +7,7 @@ import pytest
 
 import deeprnn as dr
 from deeprnn import callbacks, layers
-from deeprnn.pipeline.lr_schedule import FLOOR, CosineDecay
+from deeprnn.pipeline.lr_schedule import FLOOR, HOLD, CosineDecay
 
 
 def small_model():
@@ -71,8 +71,16 @@ def test_cosine_decay_plans_the_epochs_the_budget_holds_and_keeps_the_plan_for_r
     assert short.planned == 3                             # --epochs caps the plan
 
 
+def test_cooldown_holds_the_rate_then_decays_over_the_last_part():
+    schedule = CosineDecay(2e-3, epochs=10, hold=HOLD, log=lambda *a: None)
+    rates = [schedule.rate(e, None) for e in range(10)]
+    assert rates[:8] == [2e-3] * 8                       # e / E <= 0.7: held
+    assert rates[8] == pytest.approx(2e-3 * (FLOOR + (1 - FLOOR) * (1 + math.cos(math.pi / 3)) / 2))
+    assert rates[9] < rates[8]
+
+
 def test_train_config_names_an_unknown_schedule():
     from deeprnn.pipeline import TrainConfig
-    with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine, got 'linear'"):
+    with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine, cooldown, got 'linear'"):
         TrainConfig(lr_schedule="linear")
     assert TrainConfig().resolved().lr_schedule == "constant"

@@ -1,11 +1,15 @@
-"""The learning rate over a run: constant (Keras's default), or a cosine decay over the epochs the run will have.
+"""The learning rate over a run: constant (Keras's default), a cosine decay over the epochs the run will have, or a
+cooldown (constant, then the cosine over the last part only).
 
 Cosine decay (Loshchilov & Hutter's SGDR without restarts; Keras's ``CosineDecay``), per epoch ``e`` of ``E``:
 
-    lr_e = lr_0 * (alpha + (1 - alpha) * (1 + cos(pi * e / E)) / 2)
+    lr_e = lr_0 * (alpha + (1 - alpha) * (1 + cos(pi * p) / 2)),   p = e / E
 
 Large steps while the loss falls fast, small ones at the end, where a constant rate keeps the weights hopping
-around a minimum it could settle into. ``E`` is ``--epochs``; with a ``--time-budget`` it is the number of epochs
+around a minimum it could settle into. The cooldown (the "stable, then decay" schedule of budgeted training) holds
+lr_0 until a fraction ``HOLD`` of the run and runs the same curve over the rest, p = (e / E - HOLD) / (1 - HOLD):
+a model still far from converged when the budget ends (the drums recipe at 15 minutes) keeps its full rate for
+most of the run and still settles at the end. ``E`` is ``--epochs``; with a ``--time-budget`` it is the number of epochs
 the budget will hold: after every epoch, the epochs done plus those that still fit at the last epoch's pace (the
 TimeBudget callback's own stopping rule), so the curve follows a machine that slows down or speeds up. The plan is
 part of the run's state, so ``--resume`` continues it.
@@ -14,24 +18,25 @@ import math
 
 from ..callbacks import LearningRateScheduler
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "cooldown")
 FLOOR = 0.02   # alpha: the last epochs still move a little
+HOLD = 0.7     # the cooldown's constant part
 
 
 class CosineDecay(LearningRateScheduler):
     """lr_e as above, with E planned from ``epochs`` and, when given, ``budget_minutes`` and the epochs' times
     (``logs["seconds"]``, ``logs["elapsed"]``, set by the TimeBudget callback, which must come before this one)."""
 
-    def __init__(self, initial_lr, epochs, budget_minutes=None, alpha=FLOOR, log=print):
+    def __init__(self, initial_lr, epochs, budget_minutes=None, alpha=FLOOR, hold=0.0, log=print):
         super().__init__(self.rate)
-        self.initial_lr, self.epochs, self.alpha, self.log = initial_lr, epochs, alpha, log
+        self.initial_lr, self.epochs, self.alpha, self.hold, self.log = initial_lr, epochs, alpha, hold, log
         self.budget = None if budget_minutes is None else 60.0 * budget_minutes
         self.planned = None if self.budget is not None else epochs
 
     def rate(self, epoch, lr):
         if self.planned is None:          # the first epoch of a budgeted run, before the plan exists
             return self.initial_lr
-        progress = min(epoch, self.planned) / self.planned
+        progress = max(min(epoch, self.planned) / self.planned - self.hold, 0.0) / (1 - self.hold)
         return self.initial_lr * (self.alpha + (1 - self.alpha) * (1 + math.cos(math.pi * progress)) / 2)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -40,7 +45,8 @@ class CosineDecay(LearningRateScheduler):
             still = int(max(self.budget - logs["elapsed"], 0.0) // max(logs["seconds"], 1e-9))
             planned = max(1, min(self.epochs, epoch + 1 + still))
             if planned != self.planned:
-                self.log(f"cosine learning-rate decay over {planned} epochs (those the time budget holds)")
+                self.log(f"learning rate: {'cooldown' if self.hold else 'cosine decay'} over {planned} epochs "
+                         "(those the time budget holds)")
             self.planned = planned
 
     def get_state(self):
@@ -54,4 +60,6 @@ def learning_rate_schedule(config, log=print):
     """The callback that sets the learning rate of ``config``'s run, or None for a constant rate."""
     if config.lr_schedule == "cosine":
         return CosineDecay(config.lr, config.epochs, config.time_budget, log=log)
+    if config.lr_schedule == "cooldown":
+        return CosineDecay(config.lr, config.epochs, config.time_budget, hold=HOLD, log=log)
     return None
