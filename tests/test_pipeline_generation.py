@@ -150,3 +150,17 @@ def test_drum_primers_start_on_a_downbeat_and_the_output_keeps_its_place_in_the_
     primer = Primer(piece[17:27], None, None, start=4.0)  # 10 steps from bar 2's downbeat
     assert primer.bar_phase(recipe, TOKENIZER, include_primer=True) == 0.0
     assert primer.bar_phase(recipe, TOKENIZER, include_primer=False) == 2.5  # the continuation starts at step 10
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.5])
+def test_sampling_draws_what_rng_choice_draws_from_the_same_stream(temperature):
+    """choose_token's inverse CDF takes one uniform per token, exactly as rng.choice(V, p=...) does: the same seed
+    gives the same tokens as the plain formula p ** (1 / T), normalized, passed to rng.choice."""
+    probs = numpy.random.default_rng(5).random(40) ** 4
+    probs /= probs.sum()
+    ours, plain = numpy.random.default_rng(1), numpy.random.default_rng(1)
+    for _ in range(500):
+        weights = probs ** (1 / temperature)
+        weights[[0, 1]] = 0.0
+        expected = int(plain.choice(40, p=weights / weights.sum()))
+        assert choose_token(probs, Sampling(temperature=temperature), ours, forbidden=[0, 1]) == expected
