@@ -135,12 +135,12 @@ def add_train_arguments(parser):
     parser.add_argument("--seq-len", type=COUNT, help="training window length in tokens [64 / 100]")
     parser.add_argument("--batch-size", type=COUNT, help="windows per batch [32 / 32]")
     parser.add_argument("--epochs", type=COUNT, help="epochs [30]")
-    parser.add_argument("--lr", type=POSITIVE, help="Adam learning rate [2e-3 / 1e-3]")
+    parser.add_argument("--lr", type=POSITIVE, help="Adam learning rate [3e-3 / 1e-3]")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine", "cooldown"],
                         help="the learning rate over the run: constant; cosine decay from --lr over the epochs that "
                              "fit --epochs and --time-budget; or cooldown, constant then that decay over the last "
-                             "30%% [constant / constant]")
-    parser.add_argument("--dropout", type=FRACTION, help="dropout after each recurrent layer, in [0, 1) [0.3 / 0.3]")
+                             "30%% [cooldown / constant]")
+    parser.add_argument("--dropout", type=FRACTION, help="dropout after each recurrent layer, in [0, 1) [0.45 / 0.3]")
     parser.add_argument("--recurrent-dropout", type=FRACTION,
                         help="Keras recurrent_dropout of each cell, in [0, 1) [0 / 0.3]")
     parser.add_argument("--clipnorm", type=number(minimum=0),

@@ -79,8 +79,16 @@ def test_cooldown_holds_the_rate_then_decays_over_the_last_part():
     assert rates[9] < rates[8]
 
 
+def test_without_a_budget_a_resumed_plan_is_the_new_epochs():
+    first = CosineDecay(1e-3, epochs=1, hold=HOLD, log=lambda *a: None)
+    resumed = CosineDecay(1e-3, epochs=2, hold=HOLD, log=lambda *a: None)
+    resumed.set_state(first.get_state())
+    assert resumed.planned == 2 and resumed.rate(1, None) == 1e-3   # as an uninterrupted 2-epoch run
+
+
 def test_train_config_names_an_unknown_schedule():
     from deeprnn.pipeline import TrainConfig
     with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine, cooldown, got 'linear'"):
         TrainConfig(lr_schedule="linear")
-    assert TrainConfig().resolved().lr_schedule == "constant"
+    assert TrainConfig().resolved().lr_schedule == "cooldown"               # the drums recipe's default
+    assert TrainConfig(recipe="seed").resolved().lr_schedule == "constant"  # the tutorial as written

@@ -11,8 +11,10 @@ lr_0 until a fraction ``HOLD`` of the run and runs the same curve over the rest,
 a model still far from converged when the budget ends (the drums recipe at 15 minutes) keeps its full rate for
 most of the run and still settles at the end. ``E`` is ``--epochs``; with a ``--time-budget`` it is the number of epochs
 the budget will hold: after every epoch, the epochs done plus those that still fit at the last epoch's pace (the
-TimeBudget callback's own stopping rule), so the curve follows a machine that slows down or speeds up. The plan is
-part of the run's state, so ``--resume`` continues it.
+TimeBudget callback's own stopping rule), so the curve follows a machine that slows down or speeds up. A budgeted
+plan is part of the run's state, so ``--resume`` continues it; without a budget the plan is the resumed run's
+``--epochs``. Either way a resume that extends the run follows the new plan from where it is: the curve depends on
+the run's length, so the epochs already done keep the rates they had.
 """
 import math
 
@@ -53,7 +55,8 @@ class CosineDecay(LearningRateScheduler):
         return {"planned": self.planned}
 
     def set_state(self, state):
-        self.planned = state["planned"]
+        if self.budget is not None:   # without a budget the plan is this run's --epochs, set in __init__
+            self.planned = state["planned"]
 
 
 def learning_rate_schedule(config, log=print):
