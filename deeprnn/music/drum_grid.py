@@ -192,29 +192,42 @@ class DrumGridTokenizer(Tokenizer):
         (a sampled sequence can be malformed), and a class whose velocity token is missing plays at 90.
         """
         step_length = 1.0 / self.steps_per_quarter
-        events = []
-        step = -1
-        pending: list[int] = []  # classes of the current step still waiting for their velocity token
-        for token in np.asarray(tokens, dtype=np.int64).tolist():
-            if token == self.end_token:
-                break
-            if token == self.start_token:
-                continue
-            if token < NUM_MASKS:
-                events.extend(self._hits(step, pending, DEFAULT_VELOCITY, step_length))
-                step += 1
-                pending = [k for k in range(NUM_CLASSES) if token >> k & 1]
-                if not self.velocity_bins:
-                    events.extend(self._hits(step, pending, DEFAULT_VELOCITY, step_length))
-                    pending = []
-            elif self.first_velocity_token <= token < self.vocab_size and pending:
-                velocity = self.bin_velocity(token - self.first_velocity_token)
-                events.extend(self._hits(step, pending[:1], velocity, step_length))
-                pending = pending[1:]
-        events.extend(self._hits(step, pending, DEFAULT_VELOCITY, step_length))
+        hits = grid_hits(tokens, self.start_token, self.end_token, self.velocity_of_token, DEFAULT_VELOCITY)
+        events = [NoteEvent(step * step_length, step_length, CANONICAL_PITCHES[k], velocity, True)
+                  for step, k, velocity in hits]
         events.sort(key=lambda event: (event.start, event.pitch))
         return events
 
-    @staticmethod
-    def _hits(step: int, classes: list[int], velocity: int, step_length: float) -> list[NoteEvent]:
-        return [NoteEvent(step * step_length, step_length, CANONICAL_PITCHES[k], velocity, True) for k in classes]
+    def velocity_of_token(self, token: int) -> int | None:
+        """The velocity a velocity token stands for (its bin's middle); None for any other token."""
+        if self.first_velocity_token <= token < self.vocab_size:
+            return self.bin_velocity(token - self.first_velocity_token)
+        return None
+
+
+def grid_hits(tokens, start_token: int, end_token: int, hit_value, default) -> list[tuple[int, int, Any]]:
+    """The hits a drum-grid token sequence describes: (step, class, value) for each struck class of each step.
+
+    A grid-step token (< NUM_MASKS) opens a step with the classes its bitmask strikes; each token after it for which
+    ``hit_value(token)`` is not None gives the next waiting class that value (the velocity and expressive tokenizers'
+    per-hit tokens). START is skipped and END stops; a hit token with no class waiting is ignored, and a class whose
+    hit token never came gets ``default`` (a sampled sequence can be malformed).
+    """
+    hits: list[tuple[int, int, Any]] = []
+    step = -1
+    pending: list[int] = []  # classes of the current step still waiting for their hit token
+    for token in np.asarray(tokens, dtype=np.int64).tolist():
+        if token == end_token:
+            break
+        if token == start_token:
+            continue
+        if token < NUM_MASKS:
+            hits.extend((step, k, default) for k in pending)
+            step += 1
+            pending = [k for k in range(NUM_CLASSES) if token >> k & 1]
+        elif pending:
+            value = hit_value(token)
+            if value is not None:
+                hits.append((step, pending.pop(0), value))
+    hits.extend((step, k, default) for k in pending)
+    return hits

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from deeprnn.music.drum_grid import CANONICAL_PITCHES, NUM_CLASSES, NUM_MASKS, DrumGridTokenizer
+from deeprnn.music.drum_grid import CANONICAL_PITCHES, NUM_CLASSES, NUM_MASKS, DrumGridTokenizer, grid_hits
 from deeprnn.music.limits import check_number
 from deeprnn.music.midi_io import DEFAULT_VELOCITY, NoteEvent
 
@@ -111,28 +111,20 @@ class ExpressiveDrumGridTokenizer(DrumGridTokenizer):
         whose hit token never came plays at velocity 90 on the grid (a sampled sequence can be malformed).
         rng: None decodes each bin's middle; a numpy Generator draws velocity and offset uniformly in the bins.
         """
-        hits = []
-        step = -1
-        pending: list[int] = []  # classes of the current step still waiting for their hit token
-        for token in np.asarray(tokens, dtype=np.int64).tolist():
-            if token == self.end_token:
-                break
-            if token == self.start_token:
-                continue
-            if token < NUM_MASKS:
-                hits.extend((step, k, DEFAULT_VELOCITY, 0.0) for k in pending)
-                step += 1
-                pending = [k for k in range(NUM_CLASSES) if token >> k & 1]
-            elif self.is_hit_token(token) and pending:
-                velocity_bin, offset_bin = divmod(token - self.first_hit_token, self.offset_bins)
-                velocity = (self.bin_velocity(velocity_bin) if rng is None
-                            else self.velocity_in_bin(velocity_bin, rng))
-                hits.append((step, pending.pop(0), velocity, float(self.bin_offset(offset_bin, rng))))
-        hits.extend((step, k, DEFAULT_VELOCITY, 0.0) for k in pending)
+        def played(token):
+            """(velocity, offset) of a hit token, drawn in order (one draw each) when there is an rng."""
+            if not self.is_hit_token(token):
+                return None
+            velocity_bin, offset_bin = divmod(token - self.first_hit_token, self.offset_bins)
+            velocity = self.bin_velocity(velocity_bin) if rng is None else self.velocity_in_bin(velocity_bin, rng)
+            return velocity, float(self.bin_offset(offset_bin, rng))
+
+        hits = grid_hits(tokens, self.start_token, self.end_token, played, (DEFAULT_VELOCITY, 0.0))
         if not hits:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, np.zeros(0)
-        steps, classes, velocities, offsets = zip(*hits)
+        steps, classes, values = zip(*hits)
+        velocities, offsets = zip(*values)
         return (np.array(steps, np.int64), np.array(classes, np.int64), np.array(velocities, np.int64),
                 np.array(offsets, float))
 
