@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .files import atomic_write_bytes
 
 PROG = "deeprnn"
 MIDI_OUTPUT_SUFFIXES = (".mid", ".midi")
@@ -388,9 +389,7 @@ def run_evaluate(args):
                                                             primers=args.primers or 10,
                                                             seed=args.seed, data=args.data)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+        atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
         print(f"wrote {args.json}")
     return 0
 

@@ -5,6 +5,7 @@ backend switch), so importing deeprnn never needs it and plotting works without 
 """
 from pathlib import Path
 
+from ..files import atomic_write
 from ..music.drum_grid import DRUM_CLASS_NAMES, PITCH_TO_CLASS
 
 
@@ -19,10 +20,10 @@ def new_figure(width, height):
 
 def save(figure, path, layout=True):
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
         figure.tight_layout()
-    figure.savefig(path)
+    # through the atomic writer like every file the project writes: an interrupted save keeps the previous picture
+    atomic_write(path, lambda stream: figure.savefig(stream, format=path.suffix.lstrip(".") or "png"))
     return path
 
 
