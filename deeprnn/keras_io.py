@@ -95,7 +95,8 @@ def load_keras(path, model=None):
             with zipfile.ZipFile(path) as archive:
                 config_text = read_member(archive, CONFIG_NAME, MAX_CONFIG_BYTES, path)
                 weights = io.BytesIO(read_member(archive, WEIGHTS_NAME, MAX_WEIGHTS_BYTES, path))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as error:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError,
+                UnicodeDecodeError) as error:   # a member name flagged UTF-8 that is not (found by fuzzing)
             raise ValueError(f"{path}: not a readable .keras archive ({type(error).__name__}: {error})") from None
         if model is None:
             model = model_from_keras_json(config_text, path)

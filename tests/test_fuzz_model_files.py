@@ -104,6 +104,12 @@ def test_a_corrupted_model_file_many_examples(originals, tmp_path, name):
     run()
 
 
+def test_a_keras_archive_with_a_member_name_that_is_not_utf8_names_the_file(originals, tmp_path):
+    """Found by the slow fuzzing: setting the UTF-8 flag of a member whose name is not UTF-8 made zipfile raise a
+    bare UnicodeDecodeError; it is a ValueError naming the file."""
+    check(originals, tmp_path, "model.keras", (None, [(7, 8), (30, 128)]))
+
+
 def test_malformed_keras_json_is_a_value_error_naming_the_file(tmp_path, originals):
     path = tmp_path / "bad.keras"
     with zipfile.ZipFile(path, "w") as keras_zip:
