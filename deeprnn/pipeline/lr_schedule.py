@@ -3,7 +3,7 @@ cooldown (constant, then the cosine over the last part only).
 
 Cosine decay (Loshchilov & Hutter's SGDR without restarts; Keras's ``CosineDecay``), per epoch ``e`` of ``E``:
 
-    lr_e = lr_0 * (alpha + (1 - alpha) * (1 + cos(pi * p) / 2)),   p = e / E
+    lr_e = lr_0 * (alpha + (1 - alpha) * (1 + cos(pi * p)) / 2),   p = e / E
 
 Large steps while the loss falls fast, small ones at the end, where a constant rate keeps the weights hopping
 around a minimum it could settle into. The cooldown (the "stable, then decay" schedule of budgeted training) holds
