@@ -6,11 +6,19 @@ sees either the old file or the new one, never a torn one. An interrupted save (
 temporary file behind; those are named ``.tmp-*.part`` so ``remove_stale_temporaries`` can find and delete them on the
 next start without touching anything else.
 
-This module sits at the bottom of the package: it imports nothing from ``deeprnn``.
+Reading is guarded the same way, in one place: ``check_regular_file`` and ``open_regular_file`` are what every reader
+of a path the user gave calls first. They refuse, in one line naming the path, anything that is not a regular file (a
+named pipe would block the reader forever, ``/dev/zero`` never ends, a folder named ``x.mid`` is not a MIDI file) and
+a file larger than the caller's bound, before a single byte is read.
+
+This module sits at the bottom of the package: it imports only ``errors``.
 """
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from .errors import DataError
 
 TEMPORARY_PREFIX = ".tmp-"
 TEMPORARY_SUFFIX = ".part"
@@ -65,3 +73,68 @@ def remove_stale_temporaries(folder):
             continue
         removed.append(candidate)
     return removed
+
+
+def _kind(mode):
+    """What a file that is not a regular file is, in words."""
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def _check_status(path, status, max_bytes, what, error):
+    if not stat.S_ISREG(status.st_mode):
+        raise error(f"{path}: is {_kind(status.st_mode)}, not a {what}")
+    if status.st_size > max_bytes:
+        raise error(f"{path}: {status.st_size} bytes, more than the {max_bytes} bytes a {what} may have")
+    return status.st_size
+
+
+def check_regular_file(path, max_bytes, what="file", error=DataError):
+    """Size in bytes of the regular file at ``path``; ``error`` (one line naming ``path``) if it is anything else.
+
+    Symlinks are followed, so a link to ``/dev/zero`` is judged as the device it names. ``what`` names the file in
+    the message ("MIDI file", "model file"); ``error`` is the ``DeeprnnError`` class the caller's domain raises
+    (``DataError`` for data, ``ModelFileError`` for models). A missing path is ``FileNotFoundError``. Nothing is
+    opened: for a caller that hands the path to a library which opens it itself (``numpy.load``, ``mido``). Prefer
+    ``open_regular_file`` where the caller reads the bytes: it checks the file it has open, so the path cannot be
+    swapped for a pipe between the check and the read.
+    """
+    return _check_status(path, os.stat(path), max_bytes, what, error)
+
+
+def open_regular_file(path, max_bytes, what="file", error=DataError):
+    """``path`` opened for binary reading, after the same checks as ``check_regular_file``, made on the open file.
+
+    The file is opened with ``O_NONBLOCK`` so that opening a named pipe with no writer returns at once instead of
+    blocking forever; the checks then run on ``fstat`` of that descriptor, and only a regular file is handed back
+    (in blocking mode again).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        check_regular_file(path, max_bytes, what, error)  # a socket cannot be opened: say what it is
+        raise
+    try:
+        _check_status(path, os.fstat(descriptor), max_bytes, what, error)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular_file(path, max_bytes, what="file", error=DataError):
+    """The bytes of the regular file at ``path``, read through ``open_regular_file`` (never more than ``max_bytes``).
+
+    The read itself stops at ``max_bytes + 1`` bytes, so a file that grows after the check is still refused.
+    """
+    with open_regular_file(path, max_bytes, what, error) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{path}: more than the {max_bytes} bytes a {what} may have")
+    return data
