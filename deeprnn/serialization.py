@@ -22,7 +22,8 @@ FORMAT = "deeprnn-model"
 VERSION = 1
 LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Activation, layers.Dropout,
                                               layers.BatchNormalization, layers.Embedding, layers.SimpleRNN,
-                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding)}
+                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding,
+                                              layers.ConditionedEmbedding)}
 
 
 def register_layer_class(cls):
