@@ -11,9 +11,9 @@ from deeprnn.cli import main
 from deeprnn.music import DrumGridTokenizer, ExpressiveDrumGridTokenizer, NoteEvent, read_events
 from deeprnn.pipeline.audio import normalize_peak
 from deeprnn.pipeline.expressive_statistics import (MIN_HITS, ClassHits, HitBaselines, compare_distributions,
-                                                    hit_classes, hit_scores)
+                                                    format_distributions, hit_classes, hit_scores)
 from deeprnn.pipeline.generation import Sampling, TokenPicker
-from deeprnn.pipeline.plotting import drum_grid_points
+from deeprnn.pipeline.plotting import drum_grid_legend, drum_grid_points
 from deeprnn.pipeline.recipes import TrainConfig, get_recipe
 from deeprnn.pipeline.scoring import piece_nll
 from deeprnn.pipeline.stepping import stateful_twin
@@ -112,6 +112,30 @@ def test_distributions_match_themselves_and_robotic_output_scores_one():
         numpy.abs(reference.velocities[0] - 90).mean())
     robotic = compare_distributions(reference, reference.robotic())
     assert robotic["velocity"]["mean_ratio"] == pytest.approx(1) and robotic["offset"]["mean_ratio"] == 1
+
+
+def test_a_class_with_too_few_hits_says_so_instead_of_a_ratio_of_nan():
+    rng = numpy.random.default_rng(0)
+    reference = ClassHits([rng.normal(60, 20, 300) if k < 2 else numpy.zeros(0) for k in range(9)],
+                          [rng.normal(-0.1, 0.15, 300) if k < 2 else numpy.zeros(0) for k in range(9)])
+    generated = ClassHits([rng.normal(60, 20, 300) if k == 0 else numpy.full(2, 70.0) for k in range(9)],
+                          [rng.normal(0, 0.1, 300) if k == 0 else numpy.zeros(2) for k in range(9)])
+    table = format_distributions(compare_distributions(reference, generated))
+    assert "nan" not in table
+    snare = [line for line in table.splitlines() if line.strip().startswith("snare")]
+    assert len(snare) == 2 and all(line.endswith(f"too few hits (< {MIN_HITS})") for line in snare)
+    closed_hat = next(line for line in table.splitlines() if line.strip().startswith("closed_hat"))
+    assert closed_hat.split("|")[0].split()[-3:] == ["0", "-", "-"]  # no split hits: no mean, no spread
+    nothing = format_distributions(compare_distributions(generated, generated, min_hits=10_000))
+    assert "nan" not in nothing and nothing.count("none (too few hits in every class)") == 2
+    assert nothing.count("too few hits (< 10000)") == 2 * 9
+
+
+def test_the_drum_grid_legend_explains_marker_sizes_only_when_velocities_vary():
+    labels = [[handle.get_label() for handle in drum_grid_legend(velocity, primer)]
+              for velocity, primer in ((numpy.full(5, 90.0), True), (numpy.array([40.0, 90.0]), False))]
+    assert labels == [["generated", "primer (shaded)"],
+                      ["generated", "velocity 30", "velocity 80", "velocity 127"]]
 
 
 def test_the_drum_grid_picture_draws_hits_at_their_real_time():

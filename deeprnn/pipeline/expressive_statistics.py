@@ -12,6 +12,7 @@ Two kinds of numbers (docs/expressive-drums.md has the equations):
   Wasserstein-1 distance to the split's hits, for the model's output and for robotic output (velocity 90, on the
   grid), and the ratio W1(generated) / W1(robotic) averaged over the classes with enough hits.
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy
@@ -235,7 +236,7 @@ def compare_distributions(reference, generated, min_hits=MIN_HITS):
             rows[name] = row
         result[name_of_quantity] = {
             "classes": rows, "mean_ratio": float(numpy.mean(ratios)) if ratios else float("nan"),
-            "classes_in_ratio": len(ratios)}
+            "classes_in_ratio": len(ratios), "min_hits": min_hits}
     return result
 
 
@@ -251,13 +252,30 @@ def format_distributions(comparison):
             ref, gen = row["reference"], row["generated"]
             if not ref["hits"] and not gen["hits"]:
                 continue
-            lines.append(f"  {name:<16} {ref['hits']:>6} {ref['mean']:>7.3f} {ref['spread']:>6.3f} | "
-                         f"{gen['hits']:>6} {gen['mean']:>7.3f} {gen['spread']:>6.3f} "
-                         f"{row.get('w1_generated', float('nan')):>6.3f} | "
-                         f"{row.get('w1_robotic', float('nan')):>7.3f} | {row.get('ratio', float('nan')):.2f}")
-        lines.append(f"  mean W1(generated) / W1(robotic), {table['classes_in_ratio']} classes with >= {MIN_HITS} "
-                     f"hits: {table['mean_ratio']:.3f}")
+            lines.append(f"  {name:<16} {ref['hits']:>6} {_shown(ref['mean'], 7, 3)} {_shown(ref['spread'], 6, 3)} | "
+                         f"{gen['hits']:>6} {_shown(gen['mean'], 7, 3)} {_shown(gen['spread'], 6, 3)} "
+                         f"{_shown(row.get('w1_generated'), 6, 3)} | {_shown(row.get('w1_robotic'), 7, 3)} | "
+                         f"{_ratio_shown(row, ref['hits'], gen['hits'], table['min_hits'])}")
+        average = (f"{table['mean_ratio']:.3f}" if table["classes_in_ratio"]
+                   else "none (too few hits in every class)")
+        lines.append(f"  mean W1(generated) / W1(robotic), {table['classes_in_ratio']} classes with >= "
+                     f"{table['min_hits']} hits: {average}")
     return "\n".join(lines)
+
+
+def _shown(value, width, digits):
+    """A number of the table, or "-" where there is none (no hits to take a mean or a W1 of)."""
+    if value is None or math.isnan(value):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
+
+
+def _ratio_shown(row, reference_hits, generated_hits, min_hits):
+    if "ratio" in row:
+        return f"{row['ratio']:.2f}"
+    if min(reference_hits, generated_hits) < min_hits:
+        return f"too few hits (< {min_hits})"
+    return "- (robotic W1 is 0)"
 
 
 def generation_distributions(checkpoint_path, split="test", num_steps=500, primers=10, seed=0, data=None,

@@ -65,7 +65,6 @@ def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None,
     line), its size and shade the hit's velocity; the primer (the first ``primer_end`` quarter notes, when given)
     in grey on a shaded background, the generated part in colour. Events start on a downbeat."""
     import numpy
-    from matplotlib.lines import Line2D
 
     position, drum_class, velocity = drum_grid_points(events, steps_per_quarter)
     step = numpy.floor(position + 0.5)  # the grid step a hit belongs to decides its row and part
@@ -94,13 +93,7 @@ def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None,
         axes.set_xticks(range(0, row_length, bar), [f"bar {first // bar + index + 1}"
                                                     for index in range(bars_per_row)], fontsize=8, ha="left")
         axes.tick_params(axis="x", length=0)
-    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor="tab:orange", markeredgecolor="black",
-                      markersize=8, label="generated")]
-    if primer_steps:
-        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="grey", markeredgecolor="black",
-                              markersize=8, label="primer (shaded)"))
-    handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
-                       markersize=velocity_size(value) ** 0.5, label=f"velocity {value}") for value in (30, 80, 127)]
+    handles = drum_grid_legend(velocity, primer_steps > 0)
     figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8,
                   bbox_to_anchor=(0.5, 1 - 0.38 * inch))
     figure.text(0.5, 0.003, f"one column per 16th note, hits at their played time; thick lines: bars, thin: beats "
@@ -108,6 +101,24 @@ def plot_drum_grid(events, path, title="", steps_per_quarter=4, primer_end=None,
                 ha="center", va="bottom", fontsize=8)
     figure.tight_layout(rect=(0, 0.25 * inch, 1, 1 - 0.6 * inch))
     return save(figure, path, layout=False)
+
+
+def drum_grid_legend(velocity, with_primer):
+    """The drum grid's legend entries: generated, the primer when drawn, and the marker sizes of three velocities
+    only when the hits' velocities vary (the drums recipe plays every hit at 90: sizes would explain nothing)."""
+    import numpy
+    from matplotlib.lines import Line2D
+
+    def marker(colour, size, label):
+        return Line2D([], [], marker="o", linestyle="", markerfacecolor=colour, markeredgecolor="black",
+                      markersize=size, label=label)
+
+    handles = [marker("tab:orange", 8, "generated")]
+    if with_primer:
+        handles.append(marker("grey", 8, "primer (shaded)"))
+    if len(numpy.unique(velocity)) > 1:
+        handles += [marker("white", velocity_size(value) ** 0.5, f"velocity {value}") for value in (30, 80, 127)]
+    return handles
 
 
 def drum_grid_points(events, steps_per_quarter=4):
