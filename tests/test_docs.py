@@ -1,14 +1,19 @@
-"""The docs quote the code exactly: every code block of docs/*.md marked ``<!-- quote: deeprnn/FILE.py -->`` on the
+r"""The docs quote the code exactly: every code block of docs/*.md marked ``<!-- quote: deeprnn/FILE.py -->`` on the
 line before it must consist of lines that exist in that file, so a page cannot go on showing code that was
 replaced. A Python block without the marker must be an example a reader runs (it starts with an import).
 
 Lines are compared without indentation and without a trailing ``# comment`` (a page may annotate a line); ``...``
 stands for lines left out.
+
+The math must render: no control characters (a ``\t``, ``\f``, ``\b`` or ``\a`` that lost its backslash to a
+Python string), every ``$`` and ``$$`` closed, and every formula parsed by a real TeX parser (pylatexenc, strict) with
+its ``\left``/``\right`` paired. This is the fast check; tests/test_site.py renders the pages in a browser.
 """
 import re
 from pathlib import Path
 
 import pytest
+from pylatexenc.latexwalker import LatexWalker
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- quote: (\S+) -->$")
@@ -73,3 +78,66 @@ def test_the_check_catches_a_line_that_was_replaced(tmp_path):
     (number, _, source, body), = code_blocks(page)
     code = {normalized(line) for line in (ROOT / source).read_text().split("\n")}
     assert [line for line in body if normalized(line) not in code] == ["var.value -= lr * g  # the old update"]
+
+
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # a tab too: a "\t" that lost its backslash
+FENCE = re.compile(r"^ *```.*?^ *```", re.S | re.M)
+CODE_SPAN = re.compile(r"(`+).+?\1", re.S)
+
+
+def control_characters(text):
+    """(line number, repr) of every control character but the newline (a tab included)."""
+    return [(text.count("\n", 0, match.start()) + 1, repr(match.group())) for match in CONTROL.finditer(text)]
+
+
+def formulas(text):
+    """(line number, TeX) of every ``$$...$$`` and ``$...$`` outside code; a ``$`` left open raises ValueError."""
+    prose = CODE_SPAN.sub(lambda match: re.sub(r"[^\n]", " ", match.group()),
+                          FENCE.sub(lambda match: re.sub(r"[^\n]", " ", match.group()), text))
+    found, index = [], 0
+    while (start := prose.find("$", index)) >= 0:
+        if prose[start - 1:start] == "\\":  # an escaped dollar is text
+            index = start + 1
+            continue
+        line = prose.count("\n", 0, start) + 1
+        delimiter = "$$" if prose.startswith("$$", start) else "$"
+        end = prose.find(delimiter, start + len(delimiter))
+        if end < 0 or (delimiter == "$" and "\n\n" in prose[start:end]):
+            raise ValueError(f"line {line}: {delimiter} is never closed")
+        found.append((line, prose[start + len(delimiter):end]))
+        index = end + len(delimiter)
+    return found
+
+
+def parse_error(tex):
+    """Why ``tex`` is not a formula (unbalanced braces or environments, a \\left without its \\right), or None."""
+    try:
+        LatexWalker(tex, tolerant_parsing=False).get_latex_nodes()
+    except Exception as error:  # pylatexenc's parse errors have no common base below Exception
+        return str(error).split("\n")[0]
+    lefts, rights = len(re.findall(r"\\left\b", tex)), len(re.findall(r"\\right\b", tex))
+    return f"{lefts} \\left and {rights} \\right" if lefts != rights else None
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_a_page_holds_no_control_characters(page):
+    assert not control_characters(page.read_text()), f"{page.name}: control characters at (line, char) " + str(
+        control_characters(page.read_text()))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_formula_is_closed_and_parses_as_tex(page):
+    bad = [(line, tex.strip()[:60], parse_error(tex)) for line, tex in formulas(page.read_text()) if parse_error(tex)]
+    assert not bad, f"{page.name}: formulas that do not parse (line, formula, why): {bad}"
+
+
+def test_the_math_checks_fail_on_what_broke_the_pages():
+    """The checks can fail: the backslash Python ate, a dollar left open, a brace left open, a lone \\left."""
+    broken = "- cosine: $" + "\text{lr}_e = \tfrac{1}{2}" + "$ and $" + "\alpha" + "$.\n"  # as a plain string
+    assert [char for _, char in control_characters(broken)] == ["'\\t'", "'\\t'", "'\\x07'"]
+    assert [line for line, _ in formulas("a `$x` is code\n\n$x_1$ and\n$$\ny\n$$\n")] == [3, 4]
+    with pytest.raises(ValueError, match="line 2: \\$ is never closed"):
+        formulas("fine\nthe price $5 and more\n\nnext paragraph $x$\n")
+    assert "expecting '}'" in parse_error(r"\frac{1}{N")
+    assert parse_error(r"\left( x") == "1 \\left and 0 \\right"
+    assert parse_error(r"\frac{\partial L}{\partial z_k} = \big(p_k - t_k\big)") is None
