@@ -131,13 +131,20 @@ def default_root() -> Path:
     configured = os.environ.get(GROOVE_ENV)
     if configured:
         return Path(configured).expanduser()
+    downloaded = downloaded_root()
+    if downloaded is not None:
+        return downloaded
     cached = _extraction_folder(data_cache_dir(), GROOVE_URL, GROOVE_SHA256)
-    if (cached / "groove" / "info.csv").is_file():
-        return cached / "groove"
     raise GrooveDataError(
         f"Groove MIDI Dataset not found: ${GROOVE_ENV} is unset and {cached} does not exist. "
         f"Run deeprnn.music.groove.download() (3.2 MB), or pass --data DIR (a folder with info.csv, or the zip), "
         f"or set ${GROOVE_ENV}.")
+
+
+def downloaded_root() -> Path | None:
+    """The folder `download()` extracted the official zip into (in the data cache), or None if it has not."""
+    folder = _extraction_folder(data_cache_dir(), GROOVE_URL, GROOVE_SHA256) / "groove"
+    return folder if (folder / "info.csv").is_file() else None
 
 
 def _dataset_folder(root: Path) -> Path:

@@ -1,16 +1,11 @@
-"""Fixtures for the music tests: tiny MIDI files written in code, the real Groove dataset, and a sandboxed cache."""
+"""Fixtures for the music tests: tiny MIDI files written in code and a sandboxed cache (the real Groove dataset,
+`groove_root`, is tests/conftest.py's)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
 from midi_builders import CLOSED_HAT, KICK, SNARE, TICKS_PER_QUARTER, build_midi
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GROOVE_PATH = Path(os.environ.get("DEEPRNN_GROOVE", REPO_ROOT.parent / "shared" / "data" / "groove"))
 
 
 @pytest.fixture
@@ -35,11 +30,3 @@ def rock_beat(make_midi):
 def sandboxed_data_cache(tmp_path, monkeypatch):
     """Every test gets its own $DEEPRNN_DATA, so nothing is written to ~/.cache or shared between tests."""
     monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "deeprnn-data"))
-
-
-@pytest.fixture(scope="session")
-def groove_root() -> Path:
-    """The real Groove MIDI Dataset (read-only): $DEEPRNN_GROOVE, else <repo>/../shared/data/groove."""
-    if not (GROOVE_PATH / "info.csv").is_file():
-        pytest.skip(f"Groove MIDI Dataset not found at {GROOVE_PATH} (set DEEPRNN_GROOVE to its folder)")
-    return GROOVE_PATH

@@ -56,8 +56,19 @@ def test_default_root_follows_the_environment_variable(tmp_path, monkeypatch):
 def test_without_env_or_cache_the_error_says_how_to_get_the_data(monkeypatch):
     monkeypatch.delenv("DEEPRNN_GROOVE", raising=False)
 
+    assert groove.downloaded_root() is None
     with pytest.raises(groove.GrooveDataError, match="--data DIR"):
         groove.default_root()
+
+
+def test_the_copy_download_extracted_into_the_data_cache_is_the_default_root(tmp_path, monkeypatch):
+    """What the tests' groove fixture falls back on after $DEEPRNN_GROOVE and ../shared/data/groove."""
+    monkeypatch.delenv("DEEPRNN_GROOVE", raising=False)
+    monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "data"))
+    extracted = groove._extraction_folder(tmp_path / "data", groove.GROOVE_URL, groove.GROOVE_SHA256)
+    make_fake_groove_folder(extracted / "groove")
+
+    assert groove.downloaded_root() == extracted / "groove" == groove.default_root()
 
 
 # --- a miniature Groove, as a folder and as a zip ---------------------------------------------------------------
