@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEEPRNN := $(VENV)/bin/deeprnn
-STAMP := $(VENV)/.deeprnn-installed
+# One stamp per extra installed: `make train` needs only the music extra, `make test` the test extra (JAX and
+# Keras for the parity tests, ~410 MB), so `make train` then `make test` installs the rest then.
+MUSIC_STAMP := $(VENV)/.deeprnn-music
+TEST_STAMP := $(VENV)/.deeprnn-test
 # `make train` is the README's recipe: the drums recipe for BUDGET minutes of training on the CPU (one BLAS thread,
 # which the program sets itself: --blas-threads), SEED for weights, shuffles and sampling; ARGS go to `deeprnn train`.
 OUT ?= runs/groove
@@ -14,24 +17,24 @@ WAV := $(if $(shell command -v fluidsynth 2>/dev/null),--wav,)
 
 .PHONY: setup test test-slow test-all train generate bench clean
 
-$(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(MUSIC_STAMP) $(TEST_STAMP): $(VENV)/.deeprnn-%: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e '.[$*]'
+	touch $@
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -m "not slow" -ra
 
-test-slow: $(STAMP)
+test-slow: $(TEST_STAMP)
 	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -m slow -ra
 
-test-all: $(STAMP)
+test-all: $(TEST_STAMP)
 	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -ra
 
-train: $(STAMP)
+train: $(MUSIC_STAMP)
 	$(DEEPRNN) train --out $(OUT) --time-budget $(BUDGET) --epochs 100 --seed $(SEED) $(ARGS)
 	$(DEEPRNN) generate --checkpoint $(OUT)/best.npz --out $(OUT)/generated.mid --seed $(SEED) --include-primer --plot $(WAV)
 	$(DEEPRNN) evaluate --checkpoint $(OUT)/best.npz --split test --json $(OUT)/test.json
