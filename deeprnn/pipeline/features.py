@@ -6,10 +6,15 @@ Three encodings, one per way the recipes see a token window ``tokens: (B, T)`` i
 - ``TokenStepInput``: ids and each token's grid step stacked, ``(B, T, 2)``, for the bar-position layer
   ``deeprnn.layers.StepCounterEmbedding`` (the drums recipe with ``--bar-position``);
 - ``ScaledIndexInput``: the tutorial's ``index / vocab`` as one float feature, ``(B, T, 1)`` (the seed recipe).
+
+and ``ConditionedInput``, which puts a piece's label ids (style, tempo bin, fill: ``deeprnn.music.labels``) after
+either integer encoding's columns, for ``deeprnn.layers.ConditionedEmbedding`` (``--condition``). The encodings
+without label columns take ``labels`` and leave them out: an unconditioned model is told nothing.
 """
 import numpy
 
 from .. import backend
+from ..music.labels import LabelVocabulary, labels_of, read_labels
 
 
 def grid_steps(tokens, start_token):
@@ -27,7 +32,7 @@ class TokenInput:
 
     name = "tokens"
 
-    def encode(self, tokens, steps=None):
+    def encode(self, tokens, steps=None, labels=None):
         return numpy.asarray(tokens)
 
 
@@ -36,7 +41,7 @@ class TokenStepInput:
 
     name = "tokens+steps"
 
-    def encode(self, tokens, steps=None):
+    def encode(self, tokens, steps=None, labels=None):
         if steps is None:
             raise ValueError("the bar-position input needs the grid step of every token")
         return numpy.stack([numpy.asarray(tokens), numpy.asarray(steps)], axis=-1).astype(numpy.int64)
@@ -50,13 +55,52 @@ class ScaledIndexInput:
     def __init__(self, vocab_size):
         self.vocab_size = int(vocab_size)
 
-    def encode(self, tokens, steps=None):
+    def encode(self, tokens, steps=None, labels=None):
         scaled = numpy.asarray(tokens, dtype="float64") / float(self.vocab_size)
         return scaled[..., None].astype(backend.floatx())
 
 
+class ConditionedInput:
+    """x = [the inner encoding's columns, label ids]: (B, T, 1 + S + K) int, for ConditionedEmbedding.
+
+    labels: (B, K), one row of ids per piece (held over its tokens), or (B, T, K), a row per token (a training
+    window that crosses into the next piece switches labels where the piece does).
+    """
+
+    SUFFIX = "+labels"
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name + self.SUFFIX
+
+    def encode(self, tokens, steps=None, labels=None):
+        if labels is None:
+            raise ValueError("a conditioned model's input needs the label ids of every piece")
+        columns = numpy.asarray(self.inner.encode(tokens, steps)).astype(numpy.int64)
+        if columns.ndim == 2:
+            columns = columns[..., None]
+        labels = numpy.asarray(labels, dtype=numpy.int64)
+        if labels.ndim == 2:
+            labels = numpy.broadcast_to(labels[:, None, :], columns.shape[:2] + labels.shape[-1:])
+        return numpy.concatenate([columns, labels], axis=-1)
+
+
+def fit_labels(conditions, train_paths, source):
+    """The LabelVocabulary of ``conditions`` (names) from the training files of ``source``."""
+    return LabelVocabulary.fit(conditions, labels_of(train_paths, read_labels(source)))
+
+
+def label_ids(vocabulary, paths, source):
+    """(P, K) int32: the label ids of each file of a split, ``unknown`` where ``source`` says nothing of it."""
+    table = read_labels(source)
+    ids = [vocabulary.ids(labels) for labels in labels_of(paths, table)]
+    return numpy.array(ids, dtype=numpy.int32).reshape(len(ids), len(vocabulary.names))
+
+
 def input_encoding(name, vocab_size):
     """The encoding a checkpoint names (``TokenInput.name`` etc.)."""
+    if name.endswith(ConditionedInput.SUFFIX):
+        return ConditionedInput(input_encoding(name[:-len(ConditionedInput.SUFFIX)], vocab_size))
     if name == TokenInput.name:
         return TokenInput()
     if name == TokenStepInput.name:

@@ -6,6 +6,9 @@
   end are padding and never scored.
 - ``window_nll``: the target of each given window, the model run from zero state on that window.
 
+A conditioned model (``--condition``) is told each piece's label ids: ``labels`` (P, K), a row per piece, held
+over every token of the piece.
+
 Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras's cross-entropy does, so the NLL here and the training loss
 are the same function.
 """
@@ -32,12 +35,12 @@ def pad_pieces(sequences):
     return tokens, lengths
 
 
-def piece_nll(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
+def piece_nll(model, sequences, encoding, steps_of=None, rows=32, chunk=256, labels=None):
     """Sum of -log p(token | all earlier tokens of its piece) over every token but each piece's first, and the
     number of tokens scored. sequences: list of (T_i,) int arrays; ``rows`` pieces per batch, ``chunk`` steps per
-    call."""
+    call; labels: (P, K) label ids of each piece for a conditioned model, else None."""
     total, count = 0.0, 0
-    for scored in piece_distributions(model, sequences, encoding, steps_of, rows, chunk):
+    for scored in piece_distributions(model, sequences, encoding, steps_of, rows, chunk, labels):
         picked = numpy.take_along_axis(scored.probs, scored.targets[..., None].astype(numpy.int64), axis=-1)[..., 0]
         total += float(clipped_nll(picked[scored.valid]).sum())
         count += int(scored.valid.sum())
@@ -56,9 +59,10 @@ class ScoredChunk:
     probs: numpy.ndarray  # (R, W, V)
 
 
-def piece_distributions(model, sequences, encoding, steps_of=None, rows=32, chunk=256):
-    """The model's distribution over every token but each piece's first, given all earlier tokens of its piece:
-    yields ScoredChunks (what ``piece_nll`` sums, and what per-token statistics read)."""
+def piece_distributions(model, sequences, encoding, steps_of=None, rows=32, chunk=256, labels=None):
+    """The model's distribution over every token but each piece's first, given all earlier tokens of its piece
+    (and, for a conditioned model, its label ids ``labels[p]``): yields ScoredChunks (what ``piece_nll`` sums, and
+    what per-token statistics read)."""
     twin = stateful_twin(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     for begin in range(0, len(order), rows):
@@ -69,11 +73,12 @@ def piece_distributions(model, sequences, encoding, steps_of=None, rows=32, chun
             steps = numpy.zeros_like(tokens)
             for row, piece in enumerate(pieces):
                 steps[row, :len(piece)] = steps_of(piece)
+        row_labels = None if labels is None else numpy.asarray(labels)[order[begin:begin + rows]]
         twin.reset_states()  # each row is one new piece
         width = tokens.shape[1] - 1  # the last position has no target
         for start in range(0, width, chunk):
             end = min(start + chunk, width)
-            x = encoding.encode(tokens[:, start:end], None if steps is None else steps[:, start:end])
+            x = encoding.encode(tokens[:, start:end], None if steps is None else steps[:, start:end], row_labels)
             probs = backend.to_numpy(twin(x))
             positions = numpy.arange(start + 1, end + 1)
             valid = positions[None, :] < lengths[:, None]  # the target is in the piece

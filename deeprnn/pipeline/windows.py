@@ -12,6 +12,9 @@ the batch itself, (B, T+1).
 - ``LastTokenWindows`` (seed): the tutorial's ``network_input[i] = notes[i:i + 100]``, ``network_output[i] =
   notes[i + 100]``, every start position (stride 1) each epoch, over the pieces joined as the tutorial joins them;
   y one-hot (the tutorial's ``to_categorical``), built per batch.
+
+A conditioned run (``--condition``) gives each token its piece's label ids too (``TokenStream.labels``, (N, K)), a
+view of which rides with every window: where a window crosses into the next piece, its labels switch with it.
 """
 from dataclasses import dataclass
 
@@ -25,21 +28,25 @@ from ..data import PyDataset
 @dataclass
 class TokenStream:
     """tokens (N,) int32: the pieces end to end; steps (N,) int32: each token's grid step in its piece (or None);
-    piece_starts (P,): where each piece begins."""
+    piece_starts (P,): where each piece begins; labels (N, K) int32: each token's piece's label ids (or None)."""
 
     tokens: numpy.ndarray
     steps: numpy.ndarray | None
     piece_starts: numpy.ndarray
+    labels: numpy.ndarray | None = None
 
     @classmethod
-    def from_sequences(cls, sequences, steps_of=None):
-        """Join the pieces; ``steps_of(piece)`` gives the grid steps when the model's input needs them."""
+    def from_sequences(cls, sequences, steps_of=None, labels=None):
+        """Join the pieces; ``steps_of(piece)`` gives the grid steps when the model's input needs them, ``labels``
+        (P, K) the label ids of each piece when the model is conditioned."""
         sequences = [numpy.asarray(s, dtype=numpy.int32) for s in sequences]
         lengths = numpy.array([len(s) for s in sequences], dtype=numpy.int64)
         starts = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]]) if len(lengths) else numpy.zeros(0, int)
         tokens = numpy.concatenate(sequences) if sequences else numpy.zeros(0, numpy.int32)
         steps = numpy.concatenate([steps_of(s) for s in sequences]).astype(numpy.int32) if steps_of else None
-        return cls(tokens, steps, starts)
+        if labels is not None:
+            labels = numpy.repeat(numpy.asarray(labels, dtype=numpy.int32), lengths, axis=0)
+        return cls(tokens, steps, starts, labels)
 
     def __len__(self):
         return len(self.tokens)
@@ -53,15 +60,20 @@ class WindowsBase:
         self.stream, self.seq_len, self.encoding = stream, int(seq_len), encoding
         self.view = sliding_window_view(stream.tokens, self.seq_len + 1)  # (N - T, T + 1), a view
         self.step_view = None if stream.steps is None else sliding_window_view(stream.steps, self.seq_len + 1)
+        # (N - T, K, T + 1), a view: the window axis comes last
+        self.label_view = None if stream.labels is None else sliding_window_view(stream.labels, self.seq_len + 1,
+                                                                                 axis=0)
 
     @property
     def num_windows(self):
         return self.view.shape[0]
 
     def rows(self, starts):
-        """The windows starting at ``starts``: tokens (B, T+1) and steps (B, T+1) or None (copies of B rows)."""
+        """The windows starting at ``starts``: tokens (B, T+1), steps (B, T+1) or None, labels (B, T+1, K) or None
+        (copies of B rows)."""
         steps = None if self.step_view is None else self.step_view[starts]
-        return self.view[starts], steps
+        labels = None if self.label_view is None else self.label_view[starts].transpose(0, 2, 1)
+        return self.view[starts], steps, labels
 
 
 class NextTokenWindows(WindowsBase):
@@ -79,8 +91,9 @@ class NextTokenWindows(WindowsBase):
         return -(-self.num_windows // self.seq_len)
 
     def batch(self, starts):
-        tokens, steps = self.rows(starts)
-        x = self.encoding.encode(tokens[:, :-1], None if steps is None else steps[:, :-1])
+        tokens, steps, labels = self.rows(starts)
+        x = self.encoding.encode(tokens[:, :-1], None if steps is None else steps[:, :-1],
+                                 None if labels is None else labels[:, :-1])
         return x, tokens[:, 1:]
 
 
@@ -102,7 +115,7 @@ class LastTokenWindows(WindowsBase):
         return self.num_windows
 
     def batch(self, starts):
-        tokens, _ = self.rows(starts)
+        tokens, _, _ = self.rows(starts)
         targets = tokens[:, -1]
         y = numpy.zeros((len(targets), self.vocab_size), dtype=numpy.float32)
         y[numpy.arange(len(targets)), targets] = 1

@@ -1,0 +1,73 @@
+"""The labels through the pipeline: input columns, training windows, whole-piece scoring."""
+import numpy
+import pytest
+
+import deeprnn as dr
+from deeprnn.layers import ConditionedEmbedding
+from deeprnn.pipeline.features import (ConditionedInput, TokenInput, TokenStepInput, fit_labels, input_encoding,
+                                       label_ids)
+from deeprnn.pipeline.scoring import clipped_nll, piece_nll
+from deeprnn.pipeline.windows import NextTokenWindows, TokenStream
+from test_conditioning_labels import write_info
+
+
+def test_label_columns_follow_the_token_and_step_columns_held_over_the_piece():
+    tokens, steps = numpy.array([[3, 4, 5]]), numpy.array([[-1, 0, 1]])
+    x = ConditionedInput(TokenStepInput()).encode(tokens, steps, numpy.array([[7, 2]]))
+    assert x.shape == (1, 3, 4) and x.dtype == numpy.int64
+    assert x[0].tolist() == [[3, -1, 7, 2], [4, 0, 7, 2], [5, 1, 7, 2]]
+    per_token = ConditionedInput(TokenInput()).encode(tokens, None, numpy.array([[[1], [1], [2]]]))
+    assert per_token[0].tolist() == [[3, 1], [4, 1], [5, 2]]
+    assert input_encoding("tokens+steps+labels", 10).name == "tokens+steps+labels"
+    with pytest.raises(ValueError, match="needs the label ids"):
+        ConditionedInput(TokenInput()).encode(tokens)
+
+
+def test_a_training_window_that_crosses_into_the_next_piece_switches_labels_there():
+    pieces = [numpy.array([10, 1, 2, 3, 11]), numpy.array([10, 4, 5, 11])]
+    stream = TokenStream.from_sequences(pieces, labels=numpy.array([[0, 1], [2, 0]]))
+    assert stream.labels[:, 0].tolist() == [0] * 5 + [2] * 4
+    windows = NextTokenWindows(stream, 4, ConditionedInput(TokenInput()))
+    x, y = windows.batch(numpy.array([3]))
+    assert x[0].tolist() == [[3, 0, 1], [11, 0, 1], [10, 2, 0], [4, 2, 0]]
+    assert y[0].tolist() == [11, 10, 4, 5]
+
+
+def conditioned_model(vocab=6):
+    dr.set_seed(3)
+    model = dr.Sequential([ConditionedEmbedding(vocab, 3, [("style", 3, 2)]), dr.layers.GRU(5, return_sequences=True),
+                           dr.layers.Dense(vocab)])
+    model.build((None, None, 2))
+    model.compile(optimizer="adam", loss=dr.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_whole_piece_scoring_tells_each_piece_its_own_labels_as_one_forward_pass_would():
+    """piece_nll (rows of pieces, chunks through a stateful twin) equals the model run over each whole piece from
+    zero state with that piece's labels; and other labels give another score."""
+    model = conditioned_model()
+    rng = numpy.random.default_rng(0)
+    pieces = [rng.integers(0, 6, n) for n in (7, 12, 4)]
+    labels = numpy.array([[0], [2], [1]])
+    encoding = ConditionedInput(TokenInput())
+    total, count = piece_nll(model, pieces, encoding, rows=2, chunk=5, labels=labels)
+    expected = 0.0
+    for piece, label in zip(pieces, labels):
+        logits = model.predict(encoding.encode(piece[None, :-1], None, label[None]))
+        p = numpy.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        expected += clipped_nll(p[0, numpy.arange(len(piece) - 1), piece[1:]]).sum()
+    assert count == sum(len(p) - 1 for p in pieces)
+    assert total == pytest.approx(expected, rel=1e-5)
+    shuffled, _ = piece_nll(model, pieces, encoding, labels=labels[[1, 2, 0]])
+    assert shuffled != pytest.approx(total, rel=1e-6)
+
+
+def test_label_ids_of_a_split_are_unknown_for_files_info_csv_does_not_list(tmp_path):
+    write_info(tmp_path, [(f"f{i}.mid", style, 96 + 30 * i, "beat", "train")
+                          for i, style in enumerate(["funk/a", "funk/b", "jazz/c"])])
+    paths = [tmp_path / "f0.mid", tmp_path / "f1.mid", tmp_path / "f2.mid"]
+    vocabulary = fit_labels(("style", "tempo"), paths, str(tmp_path))
+    assert vocabulary.vocabularies["style"] == ["other", "unknown"]  # 20 files make a style; none has
+    ids = label_ids(vocabulary, paths + [tmp_path / "elsewhere.mid"], str(tmp_path))
+    assert ids.tolist() == [[0, 1], [0, 3], [0, 4], [1, 5]]
