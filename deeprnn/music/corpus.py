@@ -1,16 +1,19 @@
-"""A corpus of files -> token sequences, in parallel and cached; and where corpora come from (`resolve_data`).
+"""A corpus of files -> token sequences, in parallel and cached.
 
-`tokenize_corpus(paths, tokenizer)` reads and encodes every file, skipping (with a warning naming it and the
-reason) any file that is missing, not MIDI, truncated, malformed, over the size or length limits, or without a note
-the tokenizer encodes (a drum tokenizer skips a file with no drum hits). Whatever fails inside the reader or the
-tokenizer on one file is that file's skip, never the corpus's traceback: one bad file never costs a whole run.
+`tokenize_corpus(paths, tokenizer)` reads and encodes every file, skipping (with one line naming it and the reason,
+through `report`) any file that is missing, not a regular file, not MIDI, truncated, malformed, over the size or
+length limits, or without a note the tokenizer encodes (a drum tokenizer skips a file with no drum hits). Whatever
+fails inside the reader or the tokenizer on one file is that file's skip, never the corpus's traceback: one bad
+file never costs a whole run. Where the files come from (`--data`) and how they are split is `splits.py`.
 
 The cache: `<cache_dir>/<tokenizer.cache_key()>/<sha256 of the file's bytes>.npz` holding one int array,
 `tokens`, and `quarters`, the piece's length (so a cached piece still obeys a lower `max_quarters`), plus
 `tokenizer.json` in the same folder saying which tokenizer wrote it. Keying by content rather than
 path means a moved or renamed file still hits, an edited file misses, and a different tokenizer config never
-sees another's tokens. The arrays are read with `allow_pickle=False`. A warm run hashes the files and loads the
-arrays, never parsing MIDI (nor importing music21).
+sees another's tokens. The bytes are hashed through the same guard as the reader's (a regular file of at most
+`MAX_MIDI_BYTES`, checked before a byte is read), so a named pipe or `/dev/zero` posing as `x.mid` is a skip, not
+a hang. The arrays are read with `allow_pickle=False`. A warm run hashes the files and loads the arrays, never
+parsing MIDI (nor importing music21).
 
 Tokenizers that learn a vocabulary (`SeedTokenizer`) must be fitted before `tokenize_corpus`; read the
 training files with `read_corpus_events` to fit them.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
+import sys
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,23 +32,20 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from deeprnn.files import atomic_write
-from deeprnn.music import groove
+from deeprnn.errors import DataError
+from deeprnn.files import atomic_write, read_regular_file
 from deeprnn.music.data_cache import data_cache_dir
-from deeprnn.music.limits import MAX_PIECE_QUARTERS, check_number
-from deeprnn.music.midi_io import MIDI_SUFFIXES, MidiReadError, NoteEvent, read_events
+from deeprnn.music.limits import MAX_MIDI_BYTES, MAX_PIECE_QUARTERS, check_number
+from deeprnn.music.midi_io import MidiReadError, NoteEvent, read_events
 from deeprnn.music.tokenizer import Tokenizer
 
-MUSIC21_PREFIX = "music21:"
-# Scores music21's converter turns into notes; its corpus also holds Roman-numeral analyses (.rntxt), which are
-# harmony labels rather than music someone played, so they stay out of a training corpus.
-MUSIC21_SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
 # Below this many files to parse, starting worker processes (each imports music21) costs more than it saves.
 MIN_FILES_FOR_POOL = 16
 
 
-class SkippedFileWarning(UserWarning):
-    """A corpus file could not be used; the message names it and says why."""
+def print_line(line: str) -> None:
+    """The default `report` of the loaders: one line on stderr, beside the program's own output."""
+    print(line, file=sys.stderr)
 
 
 @dataclass
@@ -72,19 +72,20 @@ class EventCorpus:
 # --- tokenizing ----------------------------------------------------------------------------------------------
 def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir: str | Path | None = None,
                     workers: int | None = None, use_cache: bool = True,
-                    max_quarters: float = MAX_PIECE_QUARTERS) -> TokenizedCorpus:
+                    max_quarters: float = MAX_PIECE_QUARTERS,
+                    report: Callable[[str], None] = print_line) -> TokenizedCorpus:
     """Encode every file with `tokenizer`, in input order, reusing cached tokens where the bytes are unchanged.
 
     cache_dir: default `<data cache>/tokens`. workers: processes for the files not in the cache, default
     min(2, cpu count); 1 keeps everything in this process. max_quarters: longer pieces are skipped (see
-    `read_events`). Unusable files are skipped with a SkippedFileWarning naming each. Raises ValueError on an
-    empty corpus (no paths, or no file usable).
+    `read_events`). Each unusable file is skipped with one line to `report` ("skipping PATH: REASON"; default
+    stderr) and listed in `skipped`. Raises DataError on an empty corpus (no paths, or no file usable).
     """
     workers = _check_workers(workers)
     check_number("max_quarters", max_quarters, minimum=0, exclusive_minimum=True)
     paths = [Path(path) for path in paths]
     if not paths:
-        raise ValueError("empty corpus: no files given")
+        raise DataError("empty corpus: no files given")
     if not getattr(tokenizer, "is_fitted", True):
         raise RuntimeError(f"{type(tokenizer).__name__} has no vocabulary yet: fit it on the training files "
                            f"(read_corpus_events(train_paths).events) before tokenize_corpus")
@@ -112,25 +113,26 @@ def tokenize_corpus(paths: Iterable[str | Path], tokenizer: Tokenizer, cache_dir
                               initargs=(tokenizer.to_json(),), local_setup=lambda: _set_worker_tokenizer(tokenizer))
     for (index, _, _), outcome in zip(misses, results):
         outcomes[index] = outcome
-    sequences, kept, skipped = _collect(paths, outcomes)
+    sequences, kept, skipped = _collect(paths, outcomes, report)
     return TokenizedCorpus(sequences, kept, skipped)
 
 
 def read_corpus_events(paths: Iterable[str | Path], workers: int | None = None,
-                       max_quarters: float = MAX_PIECE_QUARTERS) -> EventCorpus:
-    """Read the note events of every file (no cache), skipping bad files with a warning; for fitting a
+                       max_quarters: float = MAX_PIECE_QUARTERS,
+                       report: Callable[[str], None] = print_line) -> EventCorpus:
+    """Read the note events of every file (no cache), skipping bad files with one line each; for fitting a
     vocabulary on the training split before `tokenize_corpus`. Arguments as in `tokenize_corpus`."""
     workers = _check_workers(workers)
     check_number("max_quarters", max_quarters, minimum=0, exclusive_minimum=True)
     paths = [Path(path) for path in paths]
     if not paths:
-        raise ValueError("empty corpus: no files given")
+        raise DataError("empty corpus: no files given")
     outcomes = _map_in_workers(_read_file_events, [(path, max_quarters) for path in paths], workers)
-    events, kept, skipped = _collect(paths, outcomes)
+    events, kept, skipped = _collect(paths, outcomes, report)
     return EventCorpus(events, kept, skipped)
 
 
-def _collect(paths: list[Path], outcomes) -> tuple[list, list[Path], list[tuple[Path, str]]]:
+def _collect(paths: list[Path], outcomes, report) -> tuple[list, list[Path], list[tuple[Path, str]]]:
     values, kept, skipped = [], [], []
     for path, (status, value) in zip(paths, outcomes):
         if status == "ok":
@@ -138,19 +140,19 @@ def _collect(paths: list[Path], outcomes) -> tuple[list, list[Path], list[tuple[
             kept.append(path)
         else:
             skipped.append((path, value))
-            warnings.warn(f"skipping {path}: {value}", SkippedFileWarning, stacklevel=3)
+            report(f"skipping {path}: {value}")
     if not values:
         reasons = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
-        raise ValueError(f"empty corpus: none of the {len(paths)} files could be used ({reasons}"
-                         f"{' ...' if len(skipped) > 3 else ''})")
+        raise DataError(f"empty corpus: none of the {len(paths)} files could be used ({reasons}"
+                        f"{' ...' if len(skipped) > 3 else ''})")
     return values, kept, skipped
 
 
 def _cache_file(cache_folder: Path, path: Path) -> Path | None:
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None  # missing or unreadable: the worker reports why
+        digest = hashlib.sha256(read_regular_file(path, MAX_MIDI_BYTES, "MIDI file", MidiReadError)).hexdigest()
+    except (OSError, DataError):
+        return None  # missing, not a regular file, too large or unreadable: the worker says why
     return cache_folder / f"{digest}.npz"
 
 
@@ -200,7 +202,7 @@ def _read_file_events(job: tuple[Path, float]) -> tuple[str, object]:
     try:
         events = read_events(path, max_quarters=max_quarters).events
     except (OSError, MidiReadError) as error:
-        return "skip", str(error)
+        return "skip", str(error).removeprefix(f"{path}: ")  # the skip line names the file once
     except Exception as error:  # whatever else goes wrong in one file is that file's skip
         return "skip", f"unexpected {type(error).__name__} while reading it: {error}"
     if not events:
@@ -238,41 +240,3 @@ def _map_in_workers(function: Callable, items: list, workers: int | None, initia
     chunksize = max(1, len(items) // (workers * 8))
     with ProcessPoolExecutor(max_workers=workers, initializer=initializer, initargs=initargs) as pool:
         return list(pool.map(function, items, chunksize=chunksize))
-
-
-# --- where corpora come from ---------------------------------------------------------------------------------
-def music21_corpus_paths(composer: str, limit: int | None = None) -> list[Path]:
-    """Score files of one composer in music21's bundled corpus (e.g. 'bach': ~400 chorales), sorted; offline.
-
-    `read_events` reads them through music21's converter (slow: ~0.1-1 s per score).
-    """
-    from music21 import corpus
-
-    paths = sorted(Path(path) for path in corpus.getComposer(composer)
-                   if Path(path).suffix.lower() in MUSIC21_SCORE_SUFFIXES)
-    if not paths:
-        raise ValueError(f"music21's corpus has no scores for composer {composer!r} (try 'bach', 'beethoven', "
-                         f"'mozart', 'palestrina')")
-    return paths[:limit] if limit is not None else paths
-
-
-def resolve_data(spec: str | Path, split: str | None = None) -> list[Path]:
-    """What a `--data` argument names, as a list of files.
-
-    - `music21:NAME`: that composer in music21's bundled corpus (split ignored);
-    - a Groove folder or zip (has info.csv): its MIDI files, only `split` if given;
-    - any other folder: every MIDI file below it, sorted; a single file: itself.
-    """
-    text = str(spec)
-    if text.startswith(MUSIC21_PREFIX):
-        return music21_corpus_paths(text[len(MUSIC21_PREFIX):])
-    path = Path(text).expanduser()
-    is_groove = (path.is_dir() and ((path / "info.csv").is_file() or (path / "groove" / "info.csv").is_file())) \
-        or (path.is_file() and zipfile.is_zipfile(path))
-    if is_groove:
-        return [record.path for record in groove.load(path, split=split)]
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
-    if path.is_file():
-        return [path]
-    raise FileNotFoundError(f"--data {text}: no such file or folder (or use music21:COMPOSER)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import os
 import shutil
@@ -34,9 +35,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from deeprnn.files import atomic_write
+from deeprnn.errors import DataError
+from deeprnn.files import atomic_write, check_regular_file, read_regular_file
 from deeprnn.music.data_cache import data_cache_dir
-from deeprnn.music.limits import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, check_number
+from deeprnn.music.limits import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, MAX_INFO_CSV_BYTES, check_number
 
 GROOVE_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
 GROOVE_SIZE = 3_260_318
@@ -60,7 +62,7 @@ class GrooveRecord:
     duration: float
 
 
-class GrooveDataError(RuntimeError):
+class GrooveDataError(DataError):
     """The dataset is missing, corrupt or unsafe; the message says what to do."""
 
 
@@ -91,15 +93,18 @@ def read_info_csv(csv_path: Path) -> list[GrooveRecord]:
     A row must have every column, a split of SPLITS, a positive integer bpm, a finite non-negative duration, and a
     `midi_filename` that stays inside the csv's folder once resolved (no absolute path, no `..` out, no symlink
     out): a dataset cannot point the loader at files elsewhere on the machine.
+
+    The file must be a regular file of at most `MAX_INFO_CSV_BYTES` (checked before it is read). It is read as a
+    spreadsheet saves it too: a UTF-8 byte-order mark is dropped, and line ends may be LF, CRLF or CR.
     """
-    root = csv_path.parent.resolve()
+    root = Path(csv_path).parent.resolve()
+    data = read_regular_file(csv_path, MAX_INFO_CSV_BYTES, "Groove info.csv", GrooveDataError)
     try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [column for column in INFO_COLUMNS if column not in (reader.fieldnames or [])]
-            if missing:
-                raise GrooveDataError(f"{csv_path}:1: the header lacks the column(s) {', '.join(missing)}")
-            return [_record(root, row, f"{csv_path}:{reader.line_num}") for row in reader]
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        missing = [column for column in INFO_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise GrooveDataError(f"{csv_path}:1: the header lacks the column(s) {', '.join(missing)}")
+        return [_record(root, row, f"{csv_path}:{reader.line_num}") for row in reader]
     except UnicodeDecodeError as error:
         raise GrooveDataError(f"{csv_path}: not UTF-8 text ({error})") from None
     except csv.Error as error:
@@ -150,13 +155,14 @@ def downloaded_root() -> Path | None:
 def _dataset_folder(root: Path) -> Path:
     """Resolve what the user gave (folder, folder above groove/, zip) to the folder holding info.csv."""
     if root.is_file() and zipfile.is_zipfile(root):
+        check_regular_file(root, MAX_ARCHIVE_BYTES, "dataset zip", GrooveDataError)  # hashed whole next
         sha256 = _file_sha256(root)
         target = _extraction_folder(data_cache_dir(), root.name, sha256)
         if not target.is_dir():
             _require_info_csv(root)
         root = extract_zip(root, target)
     for candidate in (root, root / "groove"):
-        if (candidate / "info.csv").is_file():
+        if (candidate / "info.csv").exists():  # a pipe or a folder named info.csv is refused when it is read
             return candidate.resolve()
     raise GrooveDataError(f"{root}: no info.csv there (expected the Groove MIDI Dataset folder or its zip)")
 

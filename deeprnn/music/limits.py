@@ -17,6 +17,8 @@ MAX_MIDI_BYTES = 4 << 20
 # the drum grid. The longest Groove performance is 2556 quarters. One maximal MIDI delta time at 480 ticks per
 # quarter is 559,240 quarters: such a file is refused rather than turned into millions of silent tokens.
 MAX_PIECE_QUARTERS = 8192
+# The Groove info.csv is 200 KiB for 1,150 rows; 64 MiB holds half a million rows.
+MAX_INFO_CSV_BYTES = 64 << 20
 # What an archive may unpack to. The Groove MIDI zip holds 1,150 files and 11 MiB; a zip bomb holds far more.
 MAX_ARCHIVE_MEMBERS = 20_000
 MAX_ARCHIVE_BYTES = 512 << 20

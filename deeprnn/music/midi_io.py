@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from deeprnn.files import atomic_write_bytes
+from deeprnn.errors import DataError
+from deeprnn.files import atomic_write_bytes, check_regular_file, read_regular_file
 from deeprnn.music.limits import MAX_MIDI_BYTES, MAX_PIECE_QUARTERS, check_number
 
 # General MIDI reserves channel 10 (1-based, as music21 counts) for percussion.
@@ -64,10 +65,11 @@ class NoteSequence:
     path: Path | None = field(default=None, compare=False)
 
 
-class MidiReadError(ValueError):
+class MidiReadError(DataError):
     """A file could not be read as music; the message starts with the file's path and says why.
 
-    Raised for empty, truncated and non-MIDI files, for malformed data (a division or tempo of 0, a delta time
+    Raised for what is not a regular file (a folder, a named pipe, a device: refused before anything is read from
+    it), for empty, truncated and non-MIDI files, for malformed data (a division or tempo of 0, a delta time
     longer than four bytes, a data byte where a status byte must be, a length running past its chunk) and for
     files over the limits (`max_bytes`, `max_quarters`). The corpus loaders turn it into a skipped file.
     """
@@ -85,25 +87,28 @@ def read_events(path: str | Path, max_quarters: float = MAX_PIECE_QUARTERS,
     before any event list is built, so one hostile delta time cannot become millions of silent steps.
     max_bytes: the largest file accepted, checked before it is read.
 
+    What `path` names (following symlinks) must be a regular file of at most `max_bytes`: a folder, a named pipe
+    (which would block the read forever) or a device (`/dev/zero` never ends) is refused before any byte is read.
+
     Raises FileNotFoundError for a missing file, and MidiReadError (naming the file and the reason) for anything
-    else that makes the file unusable: empty, truncated, malformed, or over a limit. Nothing else escapes: an
-    unexpected parser failure is reported as a MidiReadError too.
+    else that makes the file unusable: not a regular file, empty, truncated, malformed, or over a limit. Nothing
+    else escapes: an unexpected parser failure is reported as a MidiReadError too.
     """
     check_number("max_quarters", max_quarters, minimum=0, exclusive_minimum=True)
     check_number("max_bytes", max_bytes, integer=True, minimum=1)
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise MidiReadError(f"{path}: {size} bytes, more than the limit of {max_bytes} (max_bytes)")
-    if path.suffix.lower() in MIDI_SUFFIXES:
-        return _read_midi_file(path, max_quarters)
+    is_midi = path.suffix.lower() in MIDI_SUFFIXES
+    what = "MIDI file" if is_midi else "score file"
+    try:
+        if is_midi:
+            return _read_midi_file(path, read_regular_file(path, max_bytes, what, MidiReadError), max_quarters)
+        check_regular_file(path, max_bytes, what, MidiReadError)  # music21 opens it itself
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
     return _read_score_file(path, max_quarters)
 
 
-def _read_midi_file(path: Path, max_quarters: float) -> NoteSequence:
-    data = path.read_bytes()
+def _read_midi_file(path: Path, data: bytes, max_quarters: float) -> NoteSequence:
     header, tracks = _split_chunks(path, data)
     try:
         division = _ticks_per_quarter_or_second(path, header)
@@ -191,8 +196,11 @@ def _variable_length(path: Path, track_index: int, data: bytes, position: int) -
 def _track_messages(path: Path, track_index: int, data: bytes) -> list[tuple]:
     """One track's messages as (tick, kind, channel or meta type, first data, second data or meta bytes).
 
-    Handles running status (a channel message without a status byte repeats the previous one); system-exclusive
-    and meta events cancel it, as the standard says. Reading stops at End of Track.
+    Handles running status (a channel message without a status byte repeats the previous one). A system-exclusive
+    event cancels it, as the standard says. A meta event does not, although the standard says it should: files in
+    the wild continue running status after a meta event (a tempo or marker dropped between notes), mido and other
+    readers read them so, and a data byte there has no other meaning, so nothing is misread (docs/music-data.md).
+    Reading stops at End of Track.
     """
     messages = []
     tick = 0
@@ -212,7 +220,6 @@ def _track_messages(path: Path, track_index: int, data: bytes) -> list[tuple]:
         else:
             status = running
         if status == 0xFF:
-            running = None
             if position >= len(data):
                 raise MidiReadError(f"{path}: truncated: track {track_index} ends inside a meta event")
             meta_type = data[position]

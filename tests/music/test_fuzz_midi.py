@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deeprnn.music import DrumGridTokenizer, MidiReadError, SkippedFileWarning, read_events, tokenize_corpus
+from deeprnn.music import DrumGridTokenizer, MidiReadError, read_events, tokenize_corpus
 
 from hostile_midi import END_OF_TRACK, chunk, header, meta, midi_file, note, variable_length
 
@@ -118,10 +117,10 @@ def check_corpus(tmp_path, data):
     hostile, good = tmp_path / "hostile.mid", tmp_path / "good.mid"
     hostile.write_bytes(data)
     good.write_bytes(GOOD)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedFileWarning)
-        corpus = tokenize_corpus([hostile, good], DrumGridTokenizer(), workers=1, use_cache=False,
-                                 max_quarters=MAX_QUARTERS)
+    lines = []
+    corpus = tokenize_corpus([hostile, good], DrumGridTokenizer(), workers=1, use_cache=False,
+                             max_quarters=MAX_QUARTERS, report=lines.append)
+    assert len(lines) == len(corpus.skipped)
     assert corpus.paths[-1] == good and len(corpus.paths) + len(corpus.skipped) == 2
     for tokens in corpus.sequences:
         assert 2 < len(tokens) <= MAX_QUARTERS * 4 + 3  # START, at least one struck step, END; bounded

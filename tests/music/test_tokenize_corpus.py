@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from deeprnn.music import (DrumGridTokenizer, SeedTokenizer, SkippedFileWarning, groove, music21_corpus_paths,
+from deeprnn.music import (DrumGridTokenizer, SeedTokenizer, groove, music21_corpus_paths,
                            read_corpus_events, read_events, resolve_data, tokenize_corpus)
 from deeprnn.music import corpus as corpus_module
 
@@ -35,14 +35,15 @@ def small_corpus(make_midi, tmp_path):
 def test_bad_files_are_skipped_with_a_warning_naming_each_and_the_rest_load(small_corpus, tmp_path):
     good_a, not_midi, truncated, good_b, empty = small_corpus
 
-    with pytest.warns(SkippedFileWarning) as warned:
-        result = tokenize_corpus(small_corpus, DrumGridTokenizer(), cache_dir=tmp_path / "cache", workers=1)
+    lines = []
+    result = tokenize_corpus(small_corpus, DrumGridTokenizer(), cache_dir=tmp_path / "cache", workers=1,
+                             report=lines.append)
 
     assert result.paths == [good_a, good_b]
     assert [tokens.tolist() for tokens in result.sequences] == [[512, 1, 0, 4, 513], [512, 2, 513]]
     assert [path for path, _ in result.skipped] == [not_midi, truncated, empty]
-    for bad in (not_midi, truncated, empty):
-        assert any(str(bad) in str(warning.message) for warning in warned)
+    assert [line.split(": ")[0] for line in lines] == [f"skipping {bad}" for bad in (not_midi, truncated, empty)]
+    assert lines[2] == f"skipping {empty}: empty file (0 bytes)"  # the path once, then the reason
 
 
 def test_an_empty_corpus_is_an_error(tmp_path):
@@ -50,16 +51,18 @@ def test_an_empty_corpus_is_an_error(tmp_path):
         tokenize_corpus([], DrumGridTokenizer(), cache_dir=tmp_path)
     not_midi = tmp_path / "x.mid"
     not_midi.write_text("nope")
-    with pytest.warns(SkippedFileWarning), pytest.raises(ValueError, match="none of the 1 files"):
-        tokenize_corpus([not_midi], DrumGridTokenizer(), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="none of the 1 files"):
+        tokenize_corpus([not_midi], DrumGridTokenizer(), cache_dir=tmp_path, report=print)
 
 
 def test_a_midi_file_without_notes_is_skipped_as_such(make_midi, tmp_path):
     silent = make_midi("silent.mid", [])  # tempo and meter, no notes
     drums = make_midi("drums.mid", [(0, 60, KICK, 100, 10)])
 
-    with pytest.warns(SkippedFileWarning, match="silent.mid: no notes"):
-        result = tokenize_corpus([silent, drums], DrumGridTokenizer(), cache_dir=tmp_path / "cache", workers=1)
+    lines = []
+    result = tokenize_corpus([silent, drums], DrumGridTokenizer(), cache_dir=tmp_path / "cache", workers=1,
+                             report=lines.append)
+    assert lines == [f"skipping {silent}: no notes"]
 
     assert result.paths == [drums] and result.skipped == [(silent, "no notes")]
 
@@ -72,8 +75,7 @@ def test_an_unfitted_seed_tokenizer_is_refused_before_any_work(small_corpus, tmp
 
 def test_second_run_reads_the_cache_and_never_parses_midi(small_corpus, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    with pytest.warns(SkippedFileWarning):
-        first = tokenize_corpus(small_corpus, DrumGridTokenizer(), cache_dir=cache, workers=1)
+    first = tokenize_corpus(small_corpus, DrumGridTokenizer(), cache_dir=cache, workers=1, report=print)
 
     def no_parsing(path):
         raise AssertionError(f"{path} was parsed although its tokens are cached")
