@@ -7,6 +7,7 @@ DEEPRNN := $(VENV)/bin/deeprnn
 # Keras for the parity tests, ~410 MB), so `make train` then `make test` installs the rest then.
 MUSIC_STAMP := $(VENV)/.deeprnn-music
 TEST_STAMP := $(VENV)/.deeprnn-test
+DOCS_STAMP := $(VENV)/.deeprnn-docs
 # `make train` is the README's recipe: the drums recipe for BUDGET minutes of training on the CPU (one BLAS thread,
 # which the program sets itself: --blas-threads), SEED for weights, shuffles and sampling; ARGS go to `deeprnn train`.
 OUT ?= runs/groove
@@ -15,9 +16,9 @@ SEED ?= 0
 # a WAV beside the MIDI file only where the fluidsynth program exists
 WAV := $(if $(shell command -v fluidsynth 2>/dev/null),--wav,)
 
-.PHONY: setup test test-slow test-all train generate bench clean
+.PHONY: setup test test-slow test-all train generate bench clean docs docs-serve
 
-$(MUSIC_STAMP) $(TEST_STAMP): $(VENV)/.deeprnn-%: setup.cfg pyproject.toml
+$(MUSIC_STAMP) $(TEST_STAMP) $(DOCS_STAMP): $(VENV)/.deeprnn-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$*]'
@@ -42,5 +43,12 @@ train: $(MUSIC_STAMP)
 	@echo "== where everything is =="
 	@$(DEEPRNN) show $(OUT)
 
+# the docs as a site (mkdocs.yml): built into site/ with every warning an error, or served on 127.0.0.1 only
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site
