@@ -8,7 +8,6 @@ dependencies before data is loaded.
 import argparse
 import importlib.util
 import json
-import math
 import os
 import secrets
 import signal
@@ -16,16 +15,16 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import SettingError
 from .files import atomic_write_bytes
+from .pipeline.settings import (EVALUATE_SETTINGS, GENERATE_SETTINGS, MACHINE_SETTINGS, TRAIN_RUN_SETTINGS,
+                                TRAIN_SETTINGS, train_setting)
+
+COMMAND_SETTINGS = {"train": TRAIN_SETTINGS + TRAIN_RUN_SETTINGS + MACHINE_SETTINGS, "generate": GENERATE_SETTINGS,
+                    "evaluate": EVALUATE_SETTINGS}
 
 PROG = "deeprnn"
 MIDI_OUTPUT_SUFFIXES = (".mid", ".midi")
-# numpy.random.default_rng and SeedSequence take any non-negative integer; 32 bits keep seeds portable.
-MAX_SEED = 2**32 - 1
-# Measured (docs/performance.md, docs/results.md): on the 2-core CPU the results were made on, one BLAS thread
-# per process was faster and far steadier than OpenBLAS's default of one per core, and the README's numbers were
-# trained with one.
-DEFAULT_BLAS_THREADS = 1
 # Dependencies a user may lack -> the extra that brings them (setup.cfg [options.extras_require]; None: the core).
 EXTRA_OF = {"music21": "music", "tqdm": "music", "matplotlib": "music", "cupy": "gpu", "threadpoolctl": None,
             "numpy": None, "scipy": None}
@@ -42,70 +41,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# --- values: each flag's type, checked as it is parsed (argparse names the flag in the message) ---------------------
-def integer(minimum=None, maximum=None):
-    """An argparse type: an integer in [minimum, maximum]."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {describe_range(minimum, maximum)}, got {value}")
-        return value
-    return parse
-
-
-def number(minimum=None, maximum=None, above=None, below=None):
-    """An argparse type: a finite float, >= minimum, <= maximum, > above, < below (each when given)."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-        if ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)
-                or (above is not None and value <= above) or (below is not None and value >= below)):
-            raise argparse.ArgumentTypeError(f"must be {describe_range(minimum, maximum, above, below)}, "
-                                             f"got {text!r}")
-        return value
-    return parse
-
-
-def describe_range(minimum=None, maximum=None, above=None, below=None):
-    parts = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
-             f"<= {maximum:g}" if maximum is not None else None, f"< {below:g}" if below is not None else None]
-    return " and ".join(part for part in parts if part)
-
-
-COUNT = integer(minimum=1)
-SEED = integer(minimum=0, maximum=MAX_SEED)
-FRACTION = number(minimum=0, below=1)  # dropout rates: 1 would drop everything
-POSITIVE = number(above=0)
-
-
-# --- the parser -----------------------------------------------------------------------------------------------------
+# --- the parser: every flag read from its declaration in pipeline/settings.py ----------------------------------------
 def build_parser():
     parser = Parser(prog=PROG, description="Deep RNNs on MIDI drums: train, generate, evaluate. "
                                            "`deeprnn COMMAND --help` lists each command's flags.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,evaluate,show}")
-    add_train_arguments(commands.add_parser(
+    add_settings(commands.add_parser(
         "train", help="train a recipe on the Groove MIDI Dataset (or any MIDI folder)",
         description="Train a recipe; checkpoints (best.npz, last.npz), history.csv, loss.png and config.json go "
-                    "to --out. Unset flags take the recipe's defaults (shown in brackets as drums / seed). A folder "
-                    "that holds a run is continued with --resume or replaced with --overwrite, never silently."))
-    add_generate_arguments(commands.add_parser(
+                    "to --out. Unset flags take the recipe's defaults (in brackets, per recipe where they differ). "
+                    "A folder that holds a run is continued with --resume or replaced with --overwrite, never "
+                    "silently."), COMMAND_SETTINGS["train"])
+    add_settings(commands.add_parser(
         "generate", help="generate a MIDI file from a checkpoint",
         description="Continue a primer with a trained model and write a MIDI file (and with --plot a PNG drum grid, "
                     "with --wav a WAV beside it). Drums sample at temperature 1, the seed recipe is greedy; "
-                    "--temperature 0 is greedy too."))
-    add_evaluate_arguments(commands.add_parser(
+                    "--temperature 0 is greedy too."), COMMAND_SETTINGS["generate"])
+    add_settings(commands.add_parser(
         "evaluate", help="NLL per token and perplexity of a checkpoint, next to n-gram baselines",
         description="Score a checkpoint on a split of its data: mean negative log-likelihood per token (nats) and "
                     "perplexity, beside a unigram and an interpolated trigram fitted on the training split and "
-                    "scored on the same tokens."))
+                    "scored on the same tokens."), COMMAND_SETTINGS["evaluate"])
     add_show_arguments(commands.add_parser(
         "show", help="list the files of a run folder and what each holds",
         description="Say what each file of a run folder holds: the epochs in the checkpoints (read from the "
@@ -113,94 +70,47 @@ def build_parser():
     return parser
 
 
-def add_machine_arguments(parser):
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu (NumPy) or gpu (CuPy with a CUDA GPU) [cpu]")
-    parser.add_argument("--blas-threads", type=integer(minimum=0), default=DEFAULT_BLAS_THREADS, metavar="N",
-                        help="threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core) "
-                             f"[{DEFAULT_BLAS_THREADS}: measured faster and steadier on a 2-core CPU]")
+def add_settings(parser, settings):
+    """One flag per setting. A flag not given is None (a switch: False): the command fills in the declared default
+    after it has checked what was given (``with_defaults``), and ``train`` leaves it to the recipe."""
+    groups = {}
+    for setting in settings:
+        where = parser
+        if setting.exclusive is not None:
+            if setting.exclusive not in groups:
+                groups[setting.exclusive] = parser.add_mutually_exclusive_group()
+            where = groups[setting.exclusive]
+        options = dict(dest=setting.name, help=setting.help_text().replace("%", "%%"))
+        if setting.is_switch:
+            where.add_argument(setting.flag, action="store_true", **options)
+        elif setting.type is bool:
+            where.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=None, **options)
+        elif setting.choices is not None:
+            where.add_argument(setting.flag, choices=setting.choices, required=setting.required, **options)
+        else:
+            if setting.const is not None:
+                options.update(nargs="?", const=setting.const)
+            where.add_argument(setting.flag, type=flag_type(setting), metavar=setting.metavar,
+                               required=setting.required, **options)
 
 
-def add_train_arguments(parser):
-    parser.add_argument("--data", help="Groove folder or zip, a folder of MIDI files, or music21:COMPOSER "
-                                       "[$DEEPRNN_GROOVE, else the cached or downloaded Groove dataset]")
-    parser.add_argument("--recipe", choices=("drums", "groove", "seed"),
-                        help="drums: drum grid + embedding + deep LSTM; groove: the drums recipe with each hit's "
-                             "velocity and timing offset learned from the drummers; seed: the tutorial as "
-                             "written [drums]")
-    add_machine_arguments(parser)
-    parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), help="recurrent cell [lstm]")
-    parser.add_argument("--layers", type=COUNT, help="recurrent layers [2]")
-    parser.add_argument("--units", type=COUNT, help="units per recurrent layer [256]")
-    parser.add_argument("--embedding-dim", type=COUNT, help="token embedding width, drums only [64]")
-    parser.add_argument("--seq-len", type=COUNT, help="training window length in tokens [64 / 100]")
-    parser.add_argument("--batch-size", type=COUNT, help="windows per batch [32 / 32]")
-    parser.add_argument("--epochs", type=COUNT, help="epochs [30]")
-    parser.add_argument("--lr", type=POSITIVE, help="Adam learning rate [3e-3 / 1e-3]")
-    parser.add_argument("--lr-schedule", choices=["constant", "cosine", "cooldown"],
-                        help="the learning rate over the run: constant; cosine decay from --lr over the epochs that "
-                             "fit --epochs and --time-budget; or cooldown, constant then that decay over the last "
-                             "30%% [cooldown / constant]")
-    parser.add_argument("--dropout", type=FRACTION, help="dropout after each recurrent layer, in [0, 1) [0.45 / 0.3]")
-    parser.add_argument("--recurrent-dropout", type=FRACTION,
-                        help="Keras recurrent_dropout of each cell, in [0, 1) [0 / 0.3]")
-    parser.add_argument("--clipnorm", type=number(minimum=0),
-                        help="clip each gradient to this L2 norm, 0 for none [1 / none]")
-    parser.add_argument("--max-files", type=COUNT, help="at most N files per split, sampled with --seed "
-                                                        "[all / 200]")
-    parser.add_argument("--bar-position", action=argparse.BooleanOptionalAction, default=None,
-                        help="drums: feed the step in the bar as binary counters (Magenta) [on]")
-    parser.add_argument("--time-budget", type=POSITIVE, metavar="MINUTES",
-                        help="stop before an epoch that would end past this many minutes of training")
-    parser.add_argument("--seed", type=SEED, help="seed of weights, dropout, shuffles and file sampling [0]")
-    parser.add_argument("--out", help="output folder [runs/<recipe>]")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last.npz (weights, optimizer, RNG, epoch); "
-                             "--epochs and --time-budget may grow")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="train afresh into an --out that holds a run, replacing its checkpoints")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+def flag_type(setting):
+    """An argparse type: the word parsed and checked by the setting; argparse names the flag in the message."""
+    def parse(text):
+        try:
+            return setting.parse(text)
+        except SettingError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(setting.flag + " ")) from None
+    parse.__name__ = setting.type.__name__  # what argparse calls the type in its own messages
+    return parse
 
 
-def add_generate_arguments(parser):
-    parser.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by train")
-    parser.add_argument("--out", help="MIDI file to write (.mid) [generated.mid beside the checkpoint]")
-    parser.add_argument("--num-steps", type=COUNT, default=500, help="tokens to generate [500]")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--greedy", action="store_true", help="always take the most likely token (seed default)")
-    mode.add_argument("--sample", action="store_true", help="sample from the distribution (drums default)")
-    parser.add_argument("--temperature", type=number(minimum=0),
-                        help="sampling temperature [1.0]; implies --sample; 0 means greedy")
-    parser.add_argument("--top-k", type=COUNT, help="sample among the k most likely tokens; implies --sample")
-    parser.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file "
-                                                             "[a random window of the validation split]")
-    parser.add_argument("--primer-steps", type=COUNT, help="primer length in tokens [the training --seq-len; "
-                                                           "a --primer file is used whole]")
-    parser.add_argument("--include-primer", action="store_true", help="write the primer before the continuation")
-    parser.add_argument("--seed", type=SEED, help="seed of the primer choice and the sampling [random, printed]")
-    parser.add_argument("--window-rerun", action="store_true",
-                        help="the tutorial's method: re-run the last --seq-len tokens for every new token")
-    parser.add_argument("--plot", action="store_true", help="also write a PNG drum grid / piano roll beside --out")
-    parser.add_argument("--wav", action="store_true", help="also render a WAV with fluidsynth (if installed)")
-    parser.add_argument("--data", help="where the validation split is, if not where the checkpoint was trained")
-    add_machine_arguments(parser)
-
-
-def add_evaluate_arguments(parser):
-    parser.add_argument("--checkpoint", required=True, help="a best.npz or last.npz written by train")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation", help="[validation]")
-    parser.add_argument("--data", help="where the data is, if not where the checkpoint was trained")
-    parser.add_argument("--stride", type=COUNT, help="seed recipe only: score every stride-th window [1]")
-    parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
-    parser.add_argument("--generation-stats", type=COUNT, metavar="N", nargs="?", const=500,
-                        help="also generate N tokens (500) greedy and sampled from one validation primer and "
-                             "report distinct tokens, longest run and longest loop of each")
-    parser.add_argument("--primers", type=COUNT,
-                        help="groove recipe with --generation-stats: also generate N tokens after each of this "
-                             "many validation primers and compare each drum class's velocities and offsets with "
-                             "the split's and with robotic output's [10]")
-    parser.add_argument("--seed", type=SEED, default=0, help="seed of the --generation-stats primer and sampling [0]")
-    add_machine_arguments(parser)
+def with_defaults(args, settings):
+    """``args`` with every setting not given at its declared default."""
+    for setting in settings:
+        if getattr(args, setting.name, None) is None and setting.default is not None:
+            setattr(args, setting.name, setting.default)
+    return args
 
 
 def add_show_arguments(parser):
@@ -287,17 +197,12 @@ def describe_checkpoint(metadata):
 def run_train(args):
     if args.resume and args.overwrite:
         raise UserError("--resume continues the run in --out, --overwrite replaces it: give one of them")
-    out = Path(args.out or os.path.join("runs", args.recipe or "drums"))
+    out = Path(args.out or os.path.join("runs", args.recipe or train_setting("recipe").default))
     check_output_folder("--out", out)
     require_modules("music21", "tqdm", "matplotlib")
     from .pipeline import TrainConfig, train
 
-    config = TrainConfig(recipe=args.recipe, data=args.data, cell=args.cell, layers=args.layers, units=args.units,
-                         embedding_dim=args.embedding_dim, seq_len=args.seq_len, batch_size=args.batch_size,
-                         epochs=args.epochs, lr=args.lr, dropout=args.dropout,
-                         recurrent_dropout=args.recurrent_dropout, clipnorm=args.clipnorm,
-                         max_files=args.max_files, seed=args.seed, bar_position=args.bar_position,
-                         time_budget=args.time_budget, lr_schedule=args.lr_schedule)
+    config = TrainConfig(**{setting.name: getattr(args, setting.name) for setting in TRAIN_SETTINGS})
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
@@ -314,31 +219,20 @@ def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def check_sampling_flags(args):
-    """Contradictory decoding flags are an error, not a guess at what was meant."""
-    if args.greedy and args.temperature not in (None, 0):
-        raise UserError(f"--greedy takes the most likely token, --temperature {args.temperature:g} samples: "
-                        "give one of them (--temperature 0 is greedy)")
-    if (args.greedy or args.temperature == 0) and args.top_k is not None:
-        chosen = "--greedy" if args.greedy else "--temperature 0"
-        raise UserError(f"{chosen} takes the most likely token, so --top-k {args.top_k} would do nothing: "
-                        "give one of them")
-
-
 def sampling_from_flags(args):
-    """The Sampling the (checked) flags ask for; None for the recipe's default (drums sample, seed is greedy)."""
+    """The Sampling the flags ask for (contradicting ones are a SettingError, not a guess at what was meant); None
+    for the recipe's default (drums sample, seed is greedy)."""
     from .pipeline import Sampling
 
-    if args.greedy or args.temperature == 0:  # temperature -> 0 is the argmax
-        return Sampling(greedy=True)
-    if args.sample or args.temperature is not None or args.top_k is not None:
-        return Sampling(greedy=False, temperature=1.0 if args.temperature is None else args.temperature,
-                        top_k=args.top_k)
-    return None
+    if not (args.greedy or args.sample or args.temperature is not None or args.top_k is not None):
+        return None
+    given = {} if args.temperature is None else {"temperature": args.temperature}
+    return Sampling(greedy=args.greedy, top_k=args.top_k, **given)
 
 
 def run_generate(args):
-    check_sampling_flags(args)
+    sampling = sampling_from_flags(args)
+    args = with_defaults(args, GENERATE_SETTINGS)
     metadata = checkpoint_metadata(args.checkpoint)
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "generated.mid"
     check_output_file("--out", out, MIDI_OUTPUT_SUFFIXES)
@@ -347,7 +241,6 @@ def run_generate(args):
     require_modules("music21", *(["matplotlib"] if args.plot else []))
     from .pipeline import generate_from_checkpoint
 
-    sampling = sampling_from_flags(args)
     print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     if args.seed is None:
@@ -369,6 +262,7 @@ def run_evaluate(args):
         raise UserError(f"--primers {args.primers}: only the groove recipe's --generation-stats generates from "
                         f"several primers; {args.checkpoint} is a {recipe} checkpoint"
                         + ("" if recipe != "groove" else " and --generation-stats was not given"))
+    args = with_defaults(args, EVALUATE_SETTINGS)
     if args.json:
         check_output_file("--json", args.json, (".json",))
     require_modules("music21")
@@ -376,7 +270,7 @@ def run_evaluate(args):
 
     print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
     report = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
-                                 stride=args.stride or 1).to_dict()
+                                 stride=args.stride).to_dict()
     if args.generation_stats:
         print(f"{args.generation_stats} generated tokens after one validation primer (seed {args.seed}):")
         report["generation"] = greedy_versus_sampled(args.checkpoint, num_steps=args.generation_stats,
@@ -386,7 +280,7 @@ def run_evaluate(args):
 
             report["expressive"] = generation_distributions(args.checkpoint, split=args.split,
                                                             num_steps=args.generation_stats,
-                                                            primers=args.primers or 10,
+                                                            primers=args.primers,
                                                             seed=args.seed, data=args.data)
     if args.json:
         atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
@@ -481,6 +375,7 @@ def expected_errors():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args = with_defaults(args, MACHINE_SETTINGS)
     where = f"{PROG} {args.command}"
     try:
         if getattr(args, "device", None) is not None:

@@ -1,6 +1,7 @@
 """Every user error of the command line is one line on stderr and a non-zero exit status, never a traceback, and
 comes before any work: bad flag values (type, finiteness, sign, range) name the flag and the value; contradicting
 flags are refused rather than one silently winning; a missing optional dependency names the extra to install."""
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import deeprnn
 from deeprnn import backend, cli, layers
 from deeprnn.cli import main
+from deeprnn.pipeline.settings import MACHINE_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,7 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag_and_the_value(command, fla
 def test_the_program_prints_one_line_and_no_traceback():
     result = run_program("train", "--lr", "nan")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == ("deeprnn train: error: argument --lr: must be a finite number, got 'nan' "
+    assert result.stderr.strip() == ("deeprnn train: error: argument --lr: must be a finite number > 0, got nan "
                                      "(see deeprnn train --help)")
 
 
@@ -179,7 +181,7 @@ def test_the_cpu_runs_with_one_blas_thread_unless_told_otherwise(monkeypatch, ca
     """The measured setting (docs/performance.md) is applied by the program, not left to the user's shell."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # as if the shell asked for two (make test: 1)
-        limits = cli.limit_blas_threads(cli.DEFAULT_BLAS_THREADS)
+        limits = cli.limit_blas_threads(cli.with_defaults(argparse.Namespace(), MACHINE_SETTINGS).blas_threads)
         blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
         limits.restore_original_limits()
     assert blas and all(pool["num_threads"] == 1 for pool in blas)

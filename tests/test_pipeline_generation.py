@@ -127,14 +127,15 @@ def test_top_1_and_a_cold_temperature_are_greedy_and_a_hot_one_spreads():
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(temperature=-1.0), "--temperature must be a finite number >= 0, got -1.0"),
-    (dict(temperature=float("nan")), "--temperature must be a finite number >= 0, got nan"),
-    (dict(temperature="hot"), "--temperature must be a finite number >= 0, got 'hot'"),
-    (dict(top_k=0), "--top-k must be an integer >= 1, got 0"),
-    (dict(top_k=2.5), "--top-k must be an integer >= 1, got 2.5"),
+    (dict(temperature=-1.0), "--temperature must be 0 or a finite number >= 0.001 and <= 100, got -1.0"),
+    (dict(temperature=float("nan")), "--temperature must be 0 or a finite number >= 0.001 and <= 100, got nan"),
+    (dict(temperature=1e-320), "--temperature must be 0 or a finite number >= 0.001 and <= 100, got 1e-320"),
+    (dict(temperature="hot"), "--temperature must be 0 or a finite number >= 0.001 and <= 100, got 'hot'"),
+    (dict(top_k=0), "--top-k must be an integer >= 1 and <= 100000, got 0"),
+    (dict(top_k=2.5), "--top-k must be an integer >= 1 and <= 100000, got 2.5"),
     (dict(greedy=True, temperature=0.7), "--greedy takes the most likely token, --temperature 0.7 samples"),
-    (dict(greedy=True, top_k=5), "--top-k 5 would be ignored"),
-    (dict(temperature=0, top_k=5), "--top-k 5 would be ignored"),
+    (dict(greedy=True, top_k=5), "--greedy takes the most likely token, so --top-k 5 would do nothing"),
+    (dict(temperature=0, top_k=5), "--temperature 0 takes the most likely token, so --top-k 5 would do nothing"),
 ])
 def test_sampling_settings_are_checked_and_contradictions_name_both(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -22,12 +22,12 @@ def tiny(groove, **changes):
     (dict(lr=math.nan), "--lr must be a finite number > 0, got nan"),
     (dict(lr=0.0), "--lr must be a finite number > 0, got 0.0"),
     (dict(lr="fast"), "--lr must be a finite number > 0, got 'fast'"),
-    (dict(units=2.7), "--units must be an integer >= 1, got 2.7"),
-    (dict(layers=True), "--layers must be an integer >= 1, got True"),
-    (dict(seq_len=0), "--seq-len must be an integer >= 1, got 0"),
+    (dict(units=2.7), "--units must be an integer >= 1 and <= 4096, got 2.7"),
+    (dict(layers=True), "--layers must be an integer >= 1 and <= 64, got True"),
+    (dict(seq_len=0), "--seq-len must be an integer >= 1 and <= 16384, got 0"),
     (dict(dropout=1.0), "--dropout must be a finite number >= 0 and < 1, got 1.0"),
-    (dict(time_budget=math.inf), "--time-budget must be a finite number > 0, got inf"),
-    (dict(seed=-1), "--seed must be an integer >= 0, got -1"),
+    (dict(time_budget=math.inf), "--time-budget must be a finite number > 0 and <= 525600, got inf"),
+    (dict(seed=-1), "--seed must be an integer >= 0 and <= 4294967295, got -1"),
     (dict(cell="transformer"), "--cell must be one of"),
 ])
 def test_every_setting_is_checked_when_the_config_is_made(settings, message):
@@ -59,7 +59,7 @@ def test_a_run_whose_outputs_overflow_stops_with_a_clear_error_and_writes_no_che
     out = tmp_path / "run"
     lines = []
     with pytest.raises(NonFiniteLossError, match=r"after epoch 1.*no checkpoint was written; lower --lr"):
-        train(tiny(groove, lr=1e38, clipnorm=0.0, batch_size=100000, epochs=3), out, progress=False,
+        train(tiny(groove, lr=1e38, clipnorm=0.0, batch_size=4096, epochs=3), out, progress=False,
               log=lines.append)
     assert not (out / "last.npz").exists() and not (out / "best.npz").exists()
 

@@ -14,6 +14,7 @@ from .. import saving
 from ..layers import RNN, Dense, Embedding, StepCounterEmbedding
 from ..music import Tokenizer
 from .recipes import CELLS, RESUMABLE_CHANGES, TrainConfig, get_recipe
+from .settings import train_setting
 
 FORMAT = "deeprnn-music-checkpoint"
 VERSION = 1
@@ -116,8 +117,7 @@ def check_resume(requested, saved, path):
         if value is None or key in RESUMABLE_CHANGES:
             continue
         if value != getattr(saved, key):
-            flag = "--" + key.replace("_", "-")
-            differences.append(f"{flag} {getattr(saved, key)} (this run asks for {value})")
+            differences.append(f"{train_setting(key).flag} {getattr(saved, key)} (this run asks for {value})")
     if differences:
         raise CheckpointError(f"{path} was trained with " + ", ".join(differences)
                               + "; resume with the same settings, or train afresh in another --out")

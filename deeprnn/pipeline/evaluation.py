@@ -11,6 +11,7 @@ from .datasets import open_data
 from .expressive_statistics import HitBaselines, format_hit_scores, hit_scores
 from .ngram import NGramModel
 from .scoring import Score
+from .settings import evaluate_setting
 
 
 def format_report(split, scores, lambdas=None):
@@ -39,7 +40,8 @@ class EvaluationReport:
                 **({"hits": self.hits} if self.hits else {})}
 
 
-def evaluate_checkpoint(checkpoint_path, split="validation", data=None, stride=1, log=print):
+def evaluate_checkpoint(checkpoint_path, split=evaluate_setting("split").default, data=None,
+                        stride=evaluate_setting("stride").default, log=print):
     """Mean NLL per token and perplexity of a checkpoint on a split, with unigram and trigram baselines fitted on
     the training split and scored on the same target tokens."""
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:

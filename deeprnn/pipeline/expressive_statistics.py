@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy
 from scipy.stats import wasserstein_distance
 
-from .. import arguments
 from ..music import read_events
 from ..music.drum_grid import DRUM_CLASS_NAMES, NUM_CLASSES, NUM_MASKS
 from ..music.midi_io import DEFAULT_VELOCITY
@@ -26,6 +25,7 @@ from .checkpoints import load_checkpoint
 from .datasets import open_data
 from .generation import Sampling, choose_primer, generate_tokens
 from .scoring import clipped_nll, piece_distributions
+from .settings import evaluate_setting
 
 # A class enters the averaged W1 ratio only with at least this many hits in both the split and the generated
 # output: below it, W1 between two samples is mostly sampling noise.
@@ -278,13 +278,14 @@ def _ratio_shown(row, reference_hits, generated_hits, min_hits):
     return "- (robotic W1 is 0)"
 
 
-def generation_distributions(checkpoint_path, split="test", num_steps=500, primers=10, seed=0, data=None,
-                             log=print):
+def generation_distributions(checkpoint_path, split="test", num_steps=evaluate_setting("generation_stats").const,
+                             primers=evaluate_setting("primers").default, seed=evaluate_setting("seed").default,
+                             data=None, log=print):
     """Generate ``num_steps`` tokens (sampling at temperature 1) after each of ``primers`` validation primers and
     compare the generated hits' velocities and offsets with the ``split``'s, beside robotic output
     (``compare_distributions``)."""
-    arguments.integer("--generation-stats", num_steps, minimum=1)
-    arguments.integer("--primers", primers, minimum=1)
+    evaluate_setting("generation_stats").check(num_steps)
+    evaluate_setting("primers").check(primers)
     checkpoint = load_checkpoint(checkpoint_path)
     recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
     if getattr(tokenizer, "offset_bins", None) is None:

@@ -25,34 +25,36 @@ from pathlib import Path
 
 import numpy
 
-from .. import arguments, backend
+from .. import backend
+from ..errors import SettingError
 from ..music import read_events, write_midi
 from .checkpoints import load_checkpoint
 from .datasets import open_data
 from .sequence_statistics import format_statistics, token_statistics
+from .settings import evaluate_setting, generate_setting
 from .stepping import serving_model, stateful_twin
 
 
 @dataclass
 class Sampling:
     greedy: bool = False
-    temperature: float = 1.0
+    temperature: float = generate_setting("temperature").default
     top_k: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.greedy, bool):
-            raise ValueError(f"--greedy must be True or False, got {self.greedy!r}")
-        arguments.real("--temperature", self.temperature, minimum=0)  # 0 means greedy
-        if self.top_k is not None:
-            arguments.integer("--top-k", self.top_k, minimum=1)
-        if self.greedy and self.temperature not in (0, 1.0):
-            raise ValueError(f"--greedy takes the most likely token, --temperature {self.temperature:g} samples; "
-                             "give one of them (--temperature 0 is greedy)")
+            raise SettingError(f"--greedy must be True or False, got {self.greedy!r}")
+        self.temperature = generate_setting("temperature").check(self.temperature)  # 0 means greedy
+        self.top_k = generate_setting("top_k").check(self.top_k)
+        if self.greedy and self.temperature not in (0, generate_setting("temperature").default):
+            raise SettingError(f"--greedy takes the most likely token, --temperature {self.temperature:g} "
+                               "samples: give one of them (--temperature 0 is greedy)")
+        if (self.greedy or self.temperature == 0) and self.top_k is not None:
+            chosen = "--greedy" if self.greedy else "--temperature 0"
+            raise SettingError(f"{chosen} takes the most likely token, so --top-k {self.top_k} would do nothing: "
+                               "give one of them")
         if self.temperature == 0:
             self.greedy = True  # the limit of p^(1/T) as T -> 0 is the argmax
-        if self.greedy and self.top_k is not None:
-            raise ValueError(f"--greedy (or --temperature 0) takes the most likely token, --top-k {self.top_k} "
-                             "would be ignored; give one of them")
 
     def describe(self):
         if self.greedy:
@@ -278,12 +280,14 @@ def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=F
     return generate_carrying_state(checkpoint.model, checkpoint.encoding, primer, num_steps, picker)
 
 
-def greedy_versus_sampled(checkpoint_path, num_steps=500, seed=0, temperature=1.0, data=None, log=print):
+def greedy_versus_sampled(checkpoint_path, num_steps=evaluate_setting("generation_stats").const,
+                          seed=evaluate_setting("seed").default, temperature=Sampling.temperature, data=None,
+                          log=print):
     """Statistics (``token_statistics``) of ``num_steps`` greedy and sampled tokens after the same primer: the
     tutorial's greedy output tends to collapse to one note or one short loop. Returns {"greedy": ..., "sampled":
     ...}."""
-    arguments.integer("--generation-stats", num_steps, minimum=1)
-    arguments.integer("--seed", seed, minimum=0)
+    evaluate_setting("generation_stats").check(num_steps)
+    evaluate_setting("seed").check(seed)
     Sampling(temperature=temperature)
     checkpoint = load_checkpoint(checkpoint_path)
     primer = choose_primer(checkpoint, numpy.random.default_rng(seed), data=data)
@@ -295,15 +299,13 @@ def greedy_versus_sampled(checkpoint_path, num_steps=500, seed=0, temperature=1.
     return results
 
 
-def generate_from_checkpoint(checkpoint_path, out, num_steps=500, sampling=None, primer_path=None,
-                             primer_length=None, seed=None, window_rerun=False, include_primer=False, data=None,
-                             plot=False, wav=False, log=print):
+def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("num_steps").default, sampling=None,
+                             primer_path=None, primer_length=None, seed=None, window_rerun=False, include_primer=False,
+                             data=None, plot=False, wav=False, log=print):
     """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV)."""
-    arguments.integer("--num-steps", num_steps, minimum=1)
-    if primer_length is not None:
-        arguments.integer("--primer-length", primer_length, minimum=1)
-    if seed is not None:
-        arguments.integer("--seed", seed, minimum=0)
+    generate_setting("num_steps").check(num_steps)
+    generate_setting("primer_steps").check(primer_length)
+    generate_setting("seed").check(seed)
     checkpoint = load_checkpoint(checkpoint_path)
     tokenizer, config = checkpoint.tokenizer, checkpoint.config
     if sampling is None:

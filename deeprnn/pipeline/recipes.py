@@ -1,4 +1,4 @@
-"""The two recipes: what each trains on, how its model is built, and its defaults.
+"""The three recipes: what each trains on, how its model is built, and its defaults.
 
 - ``seed``: the tutorial as written ("How to Generate Music using a LSTM Neural Network in Keras"): 100-token
   windows -> the 101st token, the scalar ``index / vocab`` as input, LSTM(256, recurrent_dropout=.3) x2 ->
@@ -12,62 +12,40 @@
   by a token of its velocity and its offset from the grid, so the model learns how the drummers play
   (docs/expressive-drums.md). Longer windows (in tokens) hold about the same bars as the drums recipe's.
 
-A ``TrainConfig`` holds every choice of a run; it is saved in each checkpoint, so generate and resume need
-nothing else.
+A ``TrainConfig`` holds every choice of a run, one field per setting declared in ``settings.TRAIN_SETTINGS``
+(with each recipe's default); it is saved in each checkpoint, so generate and resume need nothing else.
 """
 import dataclasses
 import functools
-from dataclasses import dataclass
 
 import numpy
 
-from .. import arguments, layers, optimizers
+from .. import layers, optimizers
+from ..errors import SettingError
 from ..model import Sequential
 from ..music import DrumGridTokenizer, ExpressiveDrumGridTokenizer
 from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
-from .lr_schedule import SCHEDULES
 from .ngram import Triples, trigram_triples
 from .scoring import piece_nll, window_nll
+from .settings import TRAIN_SETTINGS, train_setting
 from .windows import LastTokenWindows, NextTokenWindows, TokenStream
 
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
 
 
-@dataclass
-class TrainConfig:
-    """Every choice of a training run. ``None`` in a field means "the recipe's default" until ``resolved``."""
-
-    recipe: str | None = None  # None: drums (or, resuming, the checkpoint's)
-    data: str | None = None
-    cell: str | None = None
-    layers: int | None = None
-    units: int | None = None
-    embedding_dim: int | None = None
-    seq_len: int | None = None
-    batch_size: int | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    dropout: float | None = None
-    recurrent_dropout: float | None = None
-    clipnorm: float | None = None
-    max_files: int | None = None
-    seed: int | None = None
-    bar_position: bool | None = None
-    time_budget: float | None = None  # minutes of training (data loading excluded); None: no limit
-    lr_schedule: str | None = None  # "constant" or "cosine" (see lr_schedule.py)
+class ConfigMethods:
+    """What ``TrainConfig`` does beyond holding the settings; its fields are ``settings.TRAIN_SETTINGS``."""
 
     def __post_init__(self):
-        """Every number checked before any work (None means "not given" and passes)."""
-        check_settings(self)
+        """Every setting checked before any work (None means "not given" and passes)."""
+        for setting in TRAIN_SETTINGS:
+            setattr(self, setting.name, setting.check(getattr(self, setting.name)))
 
     def resolved(self):
         """A copy with every None replaced by the recipe's default."""
-        recipe = get_recipe(self.recipe or "drums")
-        values = dataclasses.asdict(self)
+        recipe = get_recipe(self.recipe or train_setting("recipe").default)
+        values = {key: recipe.defaults[key] if value is None else value for key, value in self.to_dict().items()}
         values["recipe"] = recipe.name
-        for key, default in recipe.defaults.items():
-            if values.get(key) is None:
-                values[key] = default
         config = TrainConfig(**values)
         recipe.check(config)
         return config
@@ -81,8 +59,20 @@ class TrainConfig:
         return cls(**{key: value for key, value in values.items() if key in known})
 
 
+# Every choice of a training run, one field per train setting (None: the recipe's default, until ``resolved``).
+# Saved in each checkpoint and in config.json, so generate and resume need nothing else.
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig", [(setting.name, setting.type | None, dataclasses.field(default=None))
+                    for setting in TRAIN_SETTINGS], bases=(ConfigMethods,), kw_only=True)
+TrainConfig.__module__ = __name__
+
 # What may change when a run is resumed: how long it trains. Everything else shapes the weights' trajectory.
-RESUMABLE_CHANGES = ("epochs", "time_budget")
+RESUMABLE_CHANGES = tuple(setting.name for setting in TRAIN_SETTINGS if setting.resumable)
+
+
+def recipe_defaults(name):
+    """The value of every train setting when the recipe ``name`` is not told otherwise (settings.py declares them)."""
+    return {**{setting.name: setting.default_for(name) for setting in TRAIN_SETTINGS}, "recipe": name}
 
 
 class DrumsRecipe:
@@ -91,13 +81,10 @@ class DrumsRecipe:
     monitor = "val_loss"  # best checkpoint by validation loss
     validation_label = "validation loss (whole pieces)"
     greedy_by_default = False
-    # lr, dropout and the cooldown chosen on the validation split in 15-minute runs (docs/results.md)
-    defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=64, seq_len=64, batch_size=32, epochs=30,
-                    lr=3e-3, dropout=0.45, recurrent_dropout=0.0, clipnorm=1.0, max_files=None, seed=0,
-                    bar_position=True, time_budget=None, lr_schedule="cooldown")
+    defaults = recipe_defaults(name)
 
     def check(self, config):
-        check_common(config)
+        """Settings that do not fit this recipe together (each alone is checked by its declaration)."""
 
     def make_tokenizer(self):
         return DrumGridTokenizer()
@@ -190,15 +177,12 @@ class SeedRecipe:
     monitor = "loss"  # the tutorial's ModelCheckpoint(monitor='loss', save_best_only=True)
     validation_label = "validation loss (one window in seq_len)"
     greedy_by_default = True
-    defaults = dict(cell="lstm", layers=2, units=256, embedding_dim=None, seq_len=100, batch_size=32, epochs=30,
-                    lr=1e-3, dropout=0.3, recurrent_dropout=0.3, clipnorm=None, max_files=200, seed=0,
-                    bar_position=False, time_budget=None, lr_schedule="constant")
+    defaults = recipe_defaults(name)
     head_units = 128
 
     def check(self, config):
-        check_common(config)
         if config.bar_position:
-            raise ValueError("--bar-position belongs to the drums recipe; the seed recipe's input is index/vocab")
+            raise SettingError("--bar-position belongs to the drums recipe; the seed recipe's input is index/vocab")
 
     def make_tokenizer(self):
         from ..music import SeedTokenizer
@@ -280,7 +264,7 @@ class GrooveRecipe(DrumsRecipe):
     """
 
     name = "groove"
-    defaults = dict(DrumsRecipe.defaults, seq_len=128)
+    defaults = recipe_defaults(name)
 
     def make_tokenizer(self):
         return ExpressiveDrumGridTokenizer()
@@ -299,40 +283,8 @@ RECIPES = {"drums": DrumsRecipe(), "groove": GrooveRecipe(), "seed": SeedRecipe(
 
 def get_recipe(name):
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; expected one of {sorted(RECIPES)}")
+        raise SettingError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
     return RECIPES[name]
-
-
-# The range of every numeric setting: integers with their minimum, reals with their bounds.
-INTEGER_SETTINGS = {"layers": 1, "units": 1, "embedding_dim": 1, "seq_len": 1, "batch_size": 1, "epochs": 1,
-                    "max_files": 1, "seed": 0}
-REAL_SETTINGS = {"lr": dict(above=0), "dropout": dict(minimum=0, below=1),
-                 "recurrent_dropout": dict(minimum=0, below=1), "clipnorm": dict(minimum=0),  # 0: no clipping
-                 "time_budget": dict(above=0)}
-
-
-def check_settings(config):
-    """Type, finiteness, sign and range of every setting that is given (not None); ValueError naming the flag."""
-    if config.recipe is not None and config.recipe not in RECIPES:
-        raise ValueError(f"--recipe must be one of {sorted(RECIPES)}, got {config.recipe!r}")
-    if config.cell is not None and config.cell not in CELLS:
-        raise ValueError(f"--cell must be one of {sorted(CELLS)}, got {config.cell!r}")
-    if config.data is not None and not isinstance(config.data, str):
-        raise ValueError(f"--data must be a path or music21:NAME, got {config.data!r}")
-    if config.lr_schedule is not None and config.lr_schedule not in SCHEDULES:
-        raise ValueError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}")
-    if config.bar_position is not None and not isinstance(config.bar_position, bool):
-        raise ValueError(f"--bar-position must be True or False, got {config.bar_position!r}")
-    for key, minimum in INTEGER_SETTINGS.items():
-        if getattr(config, key) is not None:
-            arguments.integer(flag(key), getattr(config, key), minimum=minimum)
-    for key, limits in REAL_SETTINGS.items():
-        if getattr(config, key) is not None:
-            arguments.real(flag(key), getattr(config, key), **limits)
-
-
-def check_common(config):
-    check_settings(config)
 
 
 def compiled(model, input_shape, config, loss):
@@ -341,7 +293,3 @@ def compiled(model, input_shape, config, loss):
     model.compile(optimizer=optimizers.Adam(learning_rate=config.lr, clipnorm=clipnorm), loss=loss)
     return model
 
-
-def flag(key):
-    """A TrainConfig field as its command-line flag: ``seq_len`` -> ``--seq-len``."""
-    return "--" + key.replace("_", "-")
