@@ -135,18 +135,20 @@ def load_checkpoint_for_resume(path):
     return checkpoint
 
 
-def train(requested, out_dir, resume=False, progress=True, log=print, overwrite=False):
+def train(requested, out_dir, resume=False, progress=True, log=print, overwrite=False, extra_callbacks=()):
     """Prepare and run a training job; returns a TrainingResult.
 
     ``out_dir`` must not hold a run unless ``resume`` (continue it) or ``overwrite`` (start over) is given.
+    ``extra_callbacks`` run after the run's own, so they see each epoch's logs once its files are written (the
+    sweep's pruning callback: ``deeprnn.sweep.pruning``).
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume, overwrite)
     run = prepare(requested, out_dir, resume)
-    return fit_run(run, out_dir, progress=progress, log=log)
+    return fit_run(run, out_dir, progress=progress, log=log, extra_callbacks=extra_callbacks)
 
 
-def fit_run(run, out_dir, progress=True, log=print):
+def fit_run(run, out_dir, progress=True, log=print, extra_callbacks=()):
     """``run.model.fit`` over the run's training windows with the run's callbacks (see the module docstring)."""
     config, recipe, tokenizer, model = run.config, run.recipe, run.tokenizer, run.model
     train_split, validation_split = run.data.split("train"), run.data.split("validation")
@@ -171,7 +173,7 @@ def fit_run(run, out_dir, progress=True, log=print):
     bar = ProgressBar(config.epochs, enabled=progress)
     # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
     callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer), budget, *scheduled,
-                 best, run_log, backup]
+                 best, run_log, backup, *extra_callbacks]
     stopped = "completed"
     try:
         model.fit(source, epochs=config.epochs, verbose=0, callbacks=callbacks)
