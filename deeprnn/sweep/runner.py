@@ -1,0 +1,127 @@
+"""``deeprnn sweep``: the process that starts the workers, watches the study, and re-runs the best with more seeds.
+
+    search phase   --workers processes run search trials until --trials are finished (or running elsewhere)
+    settle         wait until no trial of the study runs: a dead one is failed by heartbeat, retried, run again
+    seeds phase    (--seeds K > 1) the best --top configurations again with seeds 2..K, the same workers' way
+
+Every process opens the same storage (``StorageSpec``) and asks it for work, so a second ``deeprnn sweep`` with
+the same --out name and --storage, on this machine or another, joins the same study; one started again after a
+kill continues it.
+"""
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from ..errors import SettingError
+from .report import progress_line
+from .study import (count, enqueue_seed_jobs, open_studies, quiet_experimental, search_work_left, worker_process)
+from .storage import fail_stale_trials
+
+POLL_SECONDS = 2.0
+
+
+class SweepError(SettingError):
+    """Every trial of the sweep fails: a setting of the space that the recipe refuses, or one that diverges."""
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended with an error of its own (a bug, or out of memory): the sweep stops, the study
+    keeps every finished trial, and the same command continues it."""
+
+
+def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
+    """Run the plan with ``workers`` local processes until the study is done; returns (search, seeds) studies."""
+    quiet_experimental()
+    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    storage = plan.storage.open()
+    search, seeds = open_studies(plan, storage)
+    log(f"sweep {plan.name}: {plan.storage.describe()}, {plan.trials} trials of "
+        f"{', '.join(plan.space.distributions)}, {workers} workers, pruner {plan.pruner}, "
+        f"{'no time budget' if plan.time_budget is None else f'{plan.time_budget:g} minutes a trial'}")
+    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    try:
+        run_phase(plan, search, seeds, workers, seeded=False, log=log, poll=poll)
+        if plan.seeds > 1:
+            added = enqueue_seed_jobs(plan, search, seeds)
+            log(f"seeds: the best {plan.top} configurations with {plan.seeds} seeds each ({added} runs enqueued)")
+            run_phase(plan, search, seeds, workers, seeded=True, log=log, poll=poll)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return search, seeds
+
+
+def run_phase(plan, search, seeds, workers, seeded, log, poll):
+    study = seeds if seeded else search
+    shown = None
+    while True:
+        fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        waiting = count(trials, TrialState.WAITING)
+        check_errors(plan, trials)
+        if waiting if seeded else search_work_left(plan, search):
+            shown = run_workers(plan, search, seeds, min(workers, waiting) if seeded else workers, seeded, log,
+                                poll, shown)
+            continue
+        if not count(trials, TrialState.RUNNING):
+            return
+        # trials running elsewhere (another machine), or dead ones whose heartbeat has not yet gone stale
+        shown = show_progress(search, seeds, log, shown)
+        time.sleep(poll)
+
+
+def check_errors(plan, trials):
+    """Trials that failed with an error of their own (a setting the recipe refuses, weights that overflowed) are
+    not retried; when --trials of them have failed, the space is at fault and the sweep stops."""
+    errors = [trial for trial in trials if trial.state == TrialState.FAIL and "error" in trial.user_attrs]
+    if len(errors) >= plan.trials:
+        raise SweepError(f"{len(errors)} trials failed; the last: {errors[-1].user_attrs['error']}")
+
+
+def run_workers(plan, search, seeds, number, seeded, log, poll, shown):
+    """Start ``number`` worker processes and wait for them, printing the progress line when it changes."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: its own BLAS, no copied threads
+    processes = [context.Process(target=worker_process, args=(plan, seeded, os.getpid()), daemon=False)
+                 for _ in range(number)]
+    for process in processes:
+        process.start()
+    try:
+        while any(process.is_alive() for process in processes):
+            shown = show_progress(search, seeds, log, shown)
+            for process in processes:
+                process.join(timeout=poll / len(processes))
+    except KeyboardInterrupt:
+        stop(processes)
+        raise
+    shown = show_progress(search, seeds, log, shown)
+    failed = [process.exitcode for process in processes if process.exitcode not in (0, None)]
+    if failed:
+        raise WorkerFailed(f"{len(failed)} worker(s) ended with status {', '.join(map(str, failed))}; the study "
+                           "keeps its finished trials: run the same command again to continue")
+    return shown
+
+
+def stop(processes, wait=30):
+    """Ctrl-C or SIGTERM: each worker fails its trial (to be retried) and leaves; wait for them to have done so."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: a KeyboardInterrupt in the worker (worker_process)
+    deadline = time.time() + wait
+    for process in processes:
+        process.join(timeout=max(0.1, deadline - time.time()))
+        if process.is_alive():
+            process.kill()
+
+
+def show_progress(search, seeds, log, shown):
+    line = progress_line(search, seeds)
+    if line != shown:
+        log(line)
+    return line
+
+
+def raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,181 @@
+"""deeprnn sweep on Optuna's embedded journal: the space file, the pruning callback, the storage's lock and
+heartbeat, and whole sweeps of tiny trials with two worker processes (a pruned trial, seeds, a kill -9)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import types
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed (pip install -e '.[sweep]')")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from deeprnn.errors import SettingError  # noqa: E402
+from deeprnn.sweep import (PruningCallback, StorageSpec, SweepPlan, format_table, load_studies,  # noqa: E402
+                           open_studies, parse_space, read_space, rows, run_sweep)
+from deeprnn.sweep.storage import HEARTBEAT_ATTR, FlockLock, fail_stale_trials  # noqa: E402
+
+# A trial of a few seconds: 2 files per split, 4 units, 16-token windows.
+TINY = {"max_files": 2, "units": 4, "embedding_dim": 4, "seq_len": 16, "epochs": 2}
+
+
+# --- the space -------------------------------------------------------------------------------------------------------
+def test_space_file_gives_fixed_settings_and_optuna_distributions(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text('recipe = "drums"\nunits = 8\nlr = {float = [1e-4, 1e-2], log = true}\n'
+                    'layers = {int = [1, 3]}\ncell = {choices = ["lstm", "gru"]}\n', encoding="utf-8")
+    space = read_space(path)
+    assert space.fixed == {"recipe": "drums", "units": 8}
+    assert space.distributions == {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                                   "layers": optuna.distributions.IntDistribution(1, 3),
+                                   "cell": optuna.distributions.CategoricalDistribution(["lstm", "gru"])}
+    config = space.config({"lr": 1e-3, "layers": 2, "cell": "gru"}, seed=4, time_budget=1.5)
+    assert (config.units, config.lr, config.layers, config.cell, config.seed, config.time_budget) == \
+        (8, 1e-3, 2, "gru", 4, 1.5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour = {choices = [1, 2]}", "'colour' is not a train setting"),
+    ("dropout = {float = [0.1, 1.0]}", "--dropout must be"),            # dropout < 1 is the setting's range
+    ("units = {int = [0, 8]}", "--units must be"),
+    ("lr = {float = [0.0, 0.1], log = true}", "a log scale needs low > 0"),
+    ("lr = {float = [0.1, 0.01]}", "is empty"),
+    ("cell = {choices = ['lstm', 'transformer']}", "--cell must be one of"),
+    ("units = {int = [4.5, 8]}", "needs two int numbers"),
+    ("time_budget = 3", "the sweep's --time-budget sets it"),
+    ("seed = {int = [0, 9]}", "--seeds varies it"),
+    ("recipe = 'drums'", "nothing to search"),
+])
+def test_a_bad_space_is_one_line_naming_the_file_and_the_setting(text, message):
+    with pytest.raises(SettingError, match=message) as raised:
+        parse_space(tomllib.loads(text), "space.toml")
+    assert str(raised.value).startswith("space.toml: ") and "\n" not in str(raised.value)
+
+
+# --- pruning and storage ---------------------------------------------------------------------------------------------
+def test_pruning_callback_reports_each_epoch_and_stops_training_when_the_pruner_says_so():
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=2.0))
+    trial = study.ask()
+    callback = PruningCallback(trial)
+    callback.set_model(types.SimpleNamespace(stop_training=False))
+    callback.on_epoch_end(0, {"val_loss": 1.5})
+    assert not callback.model.stop_training and callback.pruned_epoch is None
+    callback.on_epoch_end(1, {"val_loss": 2.5})
+    assert callback.model.stop_training and callback.pruned_epoch == 2
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {0: 1.5, 1: 2.5}
+
+
+def test_journal_lock_is_released_when_its_holder_is_killed(tmp_path):
+    """flock, not a lock file: a holder killed with SIGKILL leaves nothing that blocks the next process."""
+    path = tmp_path / "journal.log.lock"
+    holder = subprocess.Popen([sys.executable, "-c", f"from deeprnn.sweep.storage import FlockLock; "
+                               f"FlockLock({str(path)!r}).acquire(); print('held', flush=True); "
+                               "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    lock = FlockLock(path)
+    started = time.monotonic()
+    assert lock.acquire() and time.monotonic() - started < 1
+    lock.release()
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_retried_with_its_reports(tmp_path):
+    storage = StorageSpec(url=None, folder=str(tmp_path), heartbeat=1).open()
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+    trial.report(3.0, step=0)
+    storage.record_heartbeat(trial._trial_id)
+    fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.RUNNING  # beating: left alone
+    storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time() - 10)  # 10 s without a beat
+    fail_stale_trials(study)
+    failed, retry = study.trials
+    assert failed.state == TrialState.FAIL and retry.state == TrialState.WAITING
+    assert retry.system_attrs["failed_trial"] == 0 and retry.params == failed.params
+    assert retry.intermediate_values == {0: 3.0}
+
+
+# --- whole sweeps ----------------------------------------------------------------------------------------------------
+def tiny_space(groove, **extra):
+    return parse_space({"data": groove, **TINY, **extra, "lr": {"float": [1e-5, 0.3], "log": True}}, "space.toml")
+
+
+def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_with_seeds(groove, tmp_path):
+    out = tmp_path / "sweeps" / "tiny"
+    plan = SweepPlan(out=str(out), space=tiny_space(groove), trials=4, storage=StorageSpec(None, str(out)),
+                     seeds=2, top=1, pruner="median", pruner_warmup=0, pruner_startup=1)
+    out.mkdir(parents=True)
+    # the first trials as a user might enqueue them: three that learn, and one that cannot (lr 1e-5)
+    search, _ = open_studies(plan)
+    for lr in (0.3, 0.2, 1e-5, 0.25):
+        search.enqueue_trial({"lr": lr})
+    lines = []
+    search, seeds = run_sweep(plan, workers=2, log=lines.append, poll=0.5)
+
+    states = {trial.params["lr"]: trial.state for trial in search.trials}
+    assert states == {0.3: TrialState.COMPLETE, 0.2: TrialState.COMPLETE, 1e-5: TrialState.PRUNED,
+                      0.25: TrialState.COMPLETE}
+    pruned = next(trial for trial in search.trials if trial.state == TrialState.PRUNED)
+    assert pruned.user_attrs["epochs"] == 1 and set(pruned.intermediate_values) == {0}
+    for trial in search.trials:  # every trial a normal run folder, the pruned one too
+        folder = out / "trials" / f"{trial.number:04d}"
+        assert trial.user_attrs["folder"] == str(folder)
+        assert {"best.npz", "last.npz", "history.csv", "config.json"} <= {path.name for path in folder.iterdir()}
+    best = min((trial for trial in search.trials if trial.state == TrialState.COMPLETE), key=lambda t: t.value)
+    [seeded] = seeds.trials
+    assert seeded.state == TrialState.COMPLETE and seeded.user_attrs == {**seeded.user_attrs, "config_trial":
+                                                                         best.number, "seed": 1}
+    assert (out / "trials" / f"{best.number:04d}-seed1" / "best.npz").is_file()
+
+    table = rows(*load_studies(StorageSpec(None, str(out)).open(), "tiny"))
+    assert [row.trial for row in table][-1] == pruned.number and table[-1].pruned
+    assert table[0].trial == best.number and len(table[0].values) == 2 and table[0].sd is not None
+    assert [row.mean for row in table[:3]] == sorted(row.mean for row in table[:3])
+    text = format_table(table)
+    assert text[0].startswith("| trial | lr | mean val_loss | sd | seeds |") and "| yes |" in text[-1]
+    assert any("search 4 done: 3 complete, 1 pruned" in line for line in lines)
+
+
+def sweep_command(out, space, trials, *extra):
+    return [sys.executable, "-m", "deeprnn", "sweep", "--out", str(out), "--space", str(space), "--trials",
+            str(trials), "--workers", "2", "--heartbeat", "1", *extra]
+
+
+def test_a_sweep_killed_with_sigkill_mid_trial_continues_when_started_again(groove, tmp_path):
+    """kill -9 of the sweep: its workers leave too, the trial they ran is failed by heartbeat and retried in its
+    own folder (resumed from last.npz), the finished ones are kept, and no trial runs twice."""
+    out, space = tmp_path / "sweeps" / "killed", tmp_path / "space.toml"
+    space.write_text(f'data = "{groove}"\nmax_files = 3\nunits = 8\nembedding_dim = 4\nseq_len = 16\n'
+                     'epochs = 40\nlr = {float = [1e-3, 1e-2], log = true}\n', encoding="utf-8")
+    command = sweep_command(out, space, 3, "--pruner", "none")
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(out.glob("trials/*/last.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(out.glob("trials/*/last.npz")), "no trial wrote an epoch within a minute"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    time.sleep(2)  # its workers notice within a second that their parent is gone, and leave
+    storage = StorageSpec(None, str(out)).open()
+    search, _ = load_studies(storage, "killed")
+    interrupted = {trial.number for trial in search.trials if trial.state == TrialState.RUNNING}
+    assert interrupted, "the kill came mid-trial"
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    search, _ = load_studies(storage, "killed")
+    finished = [trial for trial in search.trials if trial.state == TrialState.COMPLETE]
+    folders = [trial.user_attrs["folder"] for trial in finished]
+    assert len(finished) == 3 and len(set(folders)) == 3  # no trial ran twice
+    assert {trial.number for trial in search.trials if trial.state == TrialState.FAIL} == interrupted
+    retried = [trial for trial in finished if "failed_trial" in trial.system_attrs]
+    assert {trial.system_attrs["failed_trial"] for trial in retried} == interrupted
+    for trial in retried:  # resumed: one history, every epoch once
+        history = (out / "trials" / f"{trial.system_attrs['failed_trial']:04d}" / "history.csv").read_text()
+        epochs = [int(line.split(",")[0]) for line in history.splitlines()[1:]]
+        assert epochs == list(range(1, 41))
