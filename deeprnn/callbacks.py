@@ -240,7 +240,7 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.filepath):
             return
-        arrays = read_archive(self.filepath)
+        arrays = read_archive(self.filepath, self.model)
         metadata = json_entry(arrays, "metadata", self.filepath) if "metadata" in arrays else {}
         training = metadata.get("training") or {}
         if "epoch" not in training or "rng_state" not in training:

@@ -377,7 +377,7 @@ class Sequential:
 
     def load_weights(self, path):
         """Load the weights (and optimizer state, when the file has it) that ``save`` wrote into this model."""
-        self.restore_arrays(serialization.read_archive(path), path)
+        self.restore_arrays(serialization.read_archive(path, self), path)
 
     def restore_arrays(self, arrays, path):
         """Weights and optimizer state from the arrays of a model file (``path`` names it in errors)."""

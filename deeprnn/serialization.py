@@ -1,29 +1,68 @@
 """The model file's format, below the model: which layer classes a config may name, and the ``.npz`` archive.
 
 A model file is one ``.npz``: the architecture as JSON (``Sequential.get_config``), every weight as
-``weight_0000``..., the optimizer state as ``optimizer_iterations`` and ``optimizer_0000``..., and optional
-``metadata`` JSON. Everything is stored as plain arrays (JSON as a unicode scalar) so ``numpy.load(...,
-allow_pickle=False)`` reads it: a model file can never run code. Writes go through ``files.atomic_write``: a
-crash mid-save leaves the previous file intact.
+``weight_0000``..., the optimizer state as ``optimizer_iterations`` and ``optimizer_0000``... (per-variable slots,
+slot after slot: Adam's m for every trainable variable, then its v), and optional ``metadata`` JSON. Everything is
+stored as plain arrays (JSON as a unicode scalar), so no entry can run code. Writes go through
+``files.atomic_write``: a crash mid-save leaves the previous file intact.
+
+Reading trusts nothing the file says until it is checked, and checks what it declares before acting on it:
+
+- the path is a regular file of at most ``MAX_MODEL_FILE_BYTES`` (``files.check_regular_file``), and a zip archive;
+- every entry's declared size (the zip directory's, read without inflating anything) is at most
+  ``MAX_INFLATION`` times the bytes it occupies in the file, so a small file cannot inflate into a large one;
+- a JSON entry is at most ``MAX_JSON_BYTES`` and nests at most ``MAX_JSON_DEPTH`` deep, checked before parsing;
+- the architecture may declare no more parameters than the file's weight entries can hold (and never more than
+  ``MAX_PARAMETERS``); this is found by building each layer on arrays of zero strides, which take no memory, so
+  a config declaring ``LSTM(6000)`` in 480 bytes is refused before 1 GB is allocated;
+- every array's ``.npy`` header (shape, dtype) is read first and must agree with its entry's size, be real
+  floating point (``optimizer_iterations``: a non-negative integer), and have the shape the architecture gives
+  that weight; only then is the data read, and it must be finite.
+
+Every problem is a ``ModelFileError`` whose one line names the file and the entry (``FileNotFoundError`` for a
+missing path). ``check_fields`` does the same for the JSON documents inside: a caller declares the fields it will
+read and their types, and a document edited by hand is refused field by field instead of failing later.
 
 This module knows layers and files, never ``Sequential``: the model imports it to save itself and to rebuild its
 layers; ``saving.load_model`` sits above both.
 """
 import json
+import math
 import os
+import re
 import zipfile
+import zlib
 
 import numpy
 
-from . import layers
-from .files import atomic_write
+from . import backend, layers
+from .errors import ModelFileError
+from .files import atomic_write, open_regular_file
+from .layers.base import Variable
 
 FORMAT = "deeprnn-model"
 VERSION = 1
 LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Activation, layers.Dropout,
                                               layers.BatchNormalization, layers.Embedding, layers.SimpleRNN,
-                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding,
-                                              layers.ConditionedEmbedding)}
+                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding)}
+
+# One billion parameters: 8 GiB per copy in float64, and training holds four copies (weights, gradients, Adam's m
+# and v), past the memory of the machines deeprnn trains on; the recipes' largest default is a few million.
+MAX_PARAMETERS = 1 << 30
+# The file such a model writes: weights, m and v in float64, plus its JSON.
+MAX_MODEL_FILE_BYTES = 3 * 8 * MAX_PARAMETERS + (1 << 30)
+# Metadata holds the tokenizer's vocabulary and a history row per epoch: kilobytes, megabytes for long runs.
+MAX_JSON_BYTES = 64 << 20
+# The deepest document deeprnn writes nests about 6 levels (a Keras config about 8); Python's parser recurses.
+MAX_JSON_DEPTH = 64
+# numpy.savez stores entries uncompressed; savez_compressed gains ~10% on float weights, which barely compress.
+# An entry may declare 16 times the bytes it occupies (zero-initialized biases compress well), plus 1 MiB for
+# small entries; a 1000:1 zip bomb is refused before it is inflated.
+MAX_INFLATION = 16
+INFLATION_SLACK = 1 << 20
+# The narrowest real float a weight may be stored as (float16): the most parameters a byte of weights can carry.
+NARROWEST_FLOAT_BYTES = 2
+MAX_NPY_HEADER_BYTES = 10_000  # numpy's own default bound on an .npy header
 
 
 def register_layer_class(cls):
@@ -48,27 +87,313 @@ def write_archive(path, arrays):
     atomic_write(path, lambda stream: numpy.savez(stream, **arrays))
 
 
-def read_archive(path):
-    """Every array of the .npz at ``path`` (pickle refused); a clear ValueError for anything unreadable."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path}")
+# -- declared sizes, checked before anything is inflated or allocated ---------------------------------------------------
+def check_member_size(info, path, max_bytes):
+    """Raise ModelFileError unless zip member ``info`` declares at most ``max_bytes`` and at most ``MAX_INFLATION``
+    times its stored size (``zipfile`` never inflates past the declared size, so this bounds the memory)."""
+    if info.file_size > max_bytes:
+        raise ModelFileError(f"{path}: entry {info.filename} declares {info.file_size:,} bytes, more than the "
+                             f"limit of {max_bytes:,}")
+    if info.file_size > MAX_INFLATION * info.compress_size + INFLATION_SLACK:
+        raise ModelFileError(f"{path}: entry {info.filename} declares {info.file_size:,} bytes inflated from "
+                             f"{info.compress_size:,}; refusing a ratio over {MAX_INFLATION}:1 (a zip bomb?)")
+
+
+def json_depth(text):
+    """How deep the arrays and objects of JSON ``text`` nest, counted without parsing it (strings removed first)."""
+    outside_strings = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "replace")
+    codes = numpy.frombuffer(outside_strings, dtype=numpy.uint8)
+    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(numpy.int64) - ((codes == ord("]")) | (codes == ord("}")))
+    return int(numpy.cumsum(steps).max(initial=0))
+
+
+def parse_json(text, path, field):
+    """The JSON object in ``text`` (the file's ``field``), its size and depth checked first; ModelFileError naming
+    the file and the field for anything else (not JSON, too deep, not an object)."""
+    if len(text) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path}: {field} holds {len(text):,} characters, more than the limit of "
+                             f"{MAX_JSON_BYTES:,}")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelFileError(f"{path}: {field} nests {depth} levels deep, more than the limit of {MAX_JSON_DEPTH}")
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    # a truncated zip is BadZipFile; a damaged "version needed" field is NotImplementedError
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as error:
-        raise ValueError(f"{path}: not a readable deeprnn model file ({error})") from None
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError; RecursionError should the count above miss
+        raise ModelFileError(f"{path}: its {field} entry is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ModelFileError(f"{path}: its {field} entry must be a JSON object, not {json_type(document)}")
+    return document
+
+
+def check_declared_parameters(model_layers, input_shape, limit, path, why):
+    """The number of parameters ``model_layers`` create for ``input_shape``, found without allocating them; a
+    ModelFileError as soon as the count passes ``limit`` (``why`` says where the limit comes from).
+
+    Each layer is rebuilt from its config and built with ``add_weight`` recording shapes: the weight it hands the
+    layer is one zero broadcast to the shape (zero strides, no memory), so a build that reads its weights (LSTM
+    sets its forget bias) still runs. Layers' own constructors have already checked their arguments.
+    """
+    total = 0
+    shape = tuple(input_shape)
+    for layer in model_layers:
+        twin = layer_from_config(layer_to_config(layer))
+
+        def add_weight(name, weight_shape, initializer, trainable=True, twin=twin):
+            nonlocal total
+            weight_shape = tuple(weight_shape)
+            if not all(isinstance(size, int) and size >= 0 for size in weight_shape):
+                raise ModelFileError(f"{path}: layer {twin.name!r} declares a weight of shape {weight_shape}")
+            total += math.prod(weight_shape)
+            if total > limit:
+                raise ModelFileError(f"{path}: its architecture declares more than {limit:,} parameters, {why} "
+                                     f"(passed at layer {twin.name!r}, a {type(twin).__name__} whose {name} has "
+                                     f"shape {weight_shape})")
+            value = numpy.broadcast_to(numpy.zeros((), dtype=backend.floatx()), weight_shape)
+            variable = Variable(f"{twin.name}/{name}", value, trainable)
+            twin.variables.append(variable)
+            return variable
+
+        twin.add_weight = add_weight  # this throwaway twin only: the model's own layers build as ever
+        twin.build(shape)
+        shape = twin.compute_output_shape(shape)
+    return total
+
+
+def parameter_limit(weight_bytes):
+    """(the most parameters a file with ``weight_bytes`` of weights may declare, the reason in words)."""
+    if weight_bytes // NARROWEST_FLOAT_BYTES < MAX_PARAMETERS:
+        return (weight_bytes // NARROWEST_FLOAT_BYTES,
+                f"the most that the {weight_bytes:,} bytes of weights in the file can hold")
+    return MAX_PARAMETERS, "the most a model file may declare (MAX_PARAMETERS)"
+
+
+# -- the archive ------------------------------------------------------------------------------------------------------
+class ModelArchive:
+    """An open model file: its entries listed and their declared sizes checked; nothing is inflated until asked.
+
+        with ModelArchive(path) as archive:
+            config = archive.json("architecture")
+            weights = archive.array("weight_0000", shape=(3, 24))
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            self.file = open_regular_file(self.path, MAX_MODEL_FILE_BYTES, "model file", ModelFileError)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model file not found: {self.path}") from None
+        try:
+            if not zipfile.is_zipfile(self.file):
+                raise ModelFileError(f"{self.path}: not a readable deeprnn model file (not a zip archive; a model "
+                                     "file is the .npz that save or train writes, such as best.npz)")
+            self.zip = zipfile.ZipFile(self.file)
+            self.entries = {info.filename[:-len(".npy")]: info for info in self.zip.infolist()
+                            if info.filename.endswith(".npy")}
+        except zipfile.BadZipFile as error:
+            self.file.close()
+            raise ModelFileError(f"{self.path}: not a readable deeprnn model file ({error})") from None
+        # a damaged directory: bad sizes, a member name flagged UTF-8 that is not
+        except (OSError, EOFError, ValueError, NotImplementedError, UnicodeDecodeError) as error:
+            self.file.close()
+            if isinstance(error, ModelFileError):
+                raise
+            raise ModelFileError(f"{self.path}: not a readable deeprnn model file ({type(error).__name__}: "
+                                 f"{error})") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.zip.close()
+        self.file.close()
+
+    def __contains__(self, key):
+        return key in self.entries
+
+    def keys(self):
+        return list(self.entries)
+
+    def declared_bytes(self, prefix):
+        """The bytes the entries named ``prefix0000``... declare (their sizes checked, nothing inflated)."""
+        total = 0
+        for key in numbered_keys(self.entries, prefix):
+            check_member_size(self.entries[key], self.path, MAX_MODEL_FILE_BYTES)
+            total += self.entries[key].file_size
+        return total
+
+    def read(self, key, check):
+        """The array of entry ``key``: its header read and handed to ``check(shape, dtype)`` before any data."""
+        info = self.entries[key]
+        check_member_size(info, self.path, MAX_MODEL_FILE_BYTES)
+        try:
+            with self.zip.open(info) as stream:
+                version = numpy.lib.format.read_magic(stream)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version} (numpy.savez writes 1.0 or 2.0)")
+                read_header = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else numpy.lib.format.read_array_header_2_0)
+                shape, fortran_order, dtype = read_header(stream, max_header_size=MAX_NPY_HEADER_BYTES)
+                if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+                    raise ModelFileError(f"{self.path}: entry {key} holds {dtype} values, not numbers or text")
+                check(shape, dtype)
+                count = math.prod(shape)
+                if stream.tell() + count * dtype.itemsize != info.file_size:
+                    raise ModelFileError(f"{self.path}: entry {key} declares {count:,} values of {dtype} "
+                                         f"({count * dtype.itemsize:,} bytes) in an entry of {info.file_size:,} "
+                                         "bytes")
+                data = stream.read(count * dtype.itemsize)
+                stream.read(1)  # at the end of the entry: zipfile checks its CRC-32
+        except ModelFileError:
+            raise
+        # a damaged entry: BadZipFile (CRC), zlib.error (deflate), ValueError (header), EOFError (cut short)
+        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, NotImplementedError,
+                SyntaxError) as error:
+            raise ModelFileError(f"{self.path}: entry {key} is damaged ({type(error).__name__}: {error})") from None
+        array = numpy.frombuffer(data, dtype=dtype)
+        return array.reshape(shape, order="F" if fortran_order else "C").copy()  # copy: writable and aligned
+
+    def json(self, key):
+        """The JSON object stored under ``key`` (a unicode scalar, at most ``MAX_JSON_BYTES``)."""
+        if key not in self.entries:
+            raise ModelFileError(f"{self.path}: not a deeprnn model file (no {key} entry)")
+
+        def text_scalar(shape, dtype):
+            if shape != () or dtype.kind != "U":
+                raise ModelFileError(f"{self.path}: its {key} entry must be JSON text, not a {dtype} array of "
+                                     f"shape {shape}")
+            if dtype.itemsize > MAX_JSON_BYTES:
+                raise ModelFileError(f"{self.path}: its {key} entry declares {dtype.itemsize:,} bytes, more than "
+                                     f"the limit of {MAX_JSON_BYTES:,}")
+        return parse_json(str(self.read(key, text_scalar)), self.path, key)
+
+    def weights(self, key, shape, name):
+        """A weight (or optimizer slot) of ``shape``: real floating point and finite."""
+        def real_of_shape(declared, dtype):
+            if dtype.kind != "f":
+                raise ModelFileError(f"{self.path}: {key} ({name}) holds {dtype} values, not real floating point")
+            if declared != tuple(shape):
+                raise ModelFileError(f"{self.path}: {key} ({name}) has shape {declared}, the architecture needs "
+                                     f"{tuple(shape)}")
+        array = self.read(key, real_of_shape)
+        if not numpy.all(numpy.isfinite(array)):
+            raise ModelFileError(f"{self.path}: {key} ({name}) holds NaN or infinite values")
+        return array
+
+    def iterations(self):
+        def integer_scalar(shape, dtype):
+            if shape != () or dtype.kind not in "iu":
+                raise ModelFileError(f"{self.path}: optimizer_iterations must be one integer, not a {dtype} array "
+                                     f"of shape {shape}")
+        iterations = int(self.read("optimizer_iterations", integer_scalar))
+        if iterations < 0:
+            raise ModelFileError(f"{self.path}: optimizer_iterations is {iterations}, a count must be >= 0")
+        return iterations
+
+    def model_arrays(self, model):
+        """The weights and optimizer state for ``model`` (what ``model.restore_arrays`` takes), each entry's header
+        checked against the model's variables before its data is read."""
+        variables = model.variables
+        keys = numbered_keys(self.entries, "weight_")
+        if len(keys) != len(variables):
+            raise ModelFileError(f"{self.path}: holds {len(keys)} weights, the architecture has {len(variables)}")
+        arrays = {key: self.weights(key, variable.shape, variable.name) for key, variable in zip(keys, variables)}
+        if getattr(model, "optimizer", None) is not None and "optimizer_iterations" in self.entries:
+            arrays["optimizer_iterations"] = numpy.array(self.iterations())
+            trainable = model.trainable_variables
+            keys = numbered_keys(self.entries, "optimizer_")
+            if (len(keys) % len(trainable) if trainable else keys):
+                raise ModelFileError(f"{self.path}: holds {len(keys)} optimizer arrays, not a whole number of "
+                                     f"slots for the model's {len(trainable)} trainable weights")
+            for index, key in enumerate(keys):
+                variable = trainable[index % len(trainable)]
+                state = self.weights(key, variable.shape, f"optimizer slot of {variable.name}")
+                arrays[key] = state.astype(variable.value.dtype, copy=False)
+        return arrays
+
+
+def read_archive(path, model):
+    """The arrays of the model file at ``path`` that ``model`` takes: its JSON entries (unicode scalars) and its
+    weights and optimizer state, checked against ``model``'s variables (see the module docstring)."""
+    with ModelArchive(path) as archive:
+        arrays = archive.model_arrays(model)
+        for key in ("architecture", "metadata"):
+            if key in archive:
+                arrays[key] = numpy.array(json.dumps(archive.json(key)))
+    return arrays
 
 
 def json_entry(arrays, key, path):
-    """The JSON document stored under ``key``, or a ValueError naming the file."""
-    try:
-        return json.loads(str(arrays[key]))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path}: its {key} entry is not valid JSON ({error})") from None
+    """The JSON object stored under ``key``, or a ModelFileError naming the file."""
+    return parse_json(str(arrays[key]), path, key)
+
+
+def numbered_keys(keys, prefix):
+    """The keys named ``prefix0000``, ``prefix0001``... in order."""
+    return sorted(k for k in keys if k.startswith(prefix) and k[len(prefix):].isdigit())
 
 
 def numbered(arrays, prefix):
     """The arrays named ``prefix0000``, ``prefix0001``... in order."""
-    return [arrays[key] for key in sorted(k for k in arrays if k.startswith(prefix) and k[len(prefix):].isdigit())]
+    return [arrays[key] for key in numbered_keys(arrays, prefix)]
+
+
+# -- the fields of a JSON document --------------------------------------------------------------------------------------
+class Optional:
+    """A field that may be absent (``check_fields``); ``None`` in a tuple of types allows null."""
+
+    def __init__(self, schema):
+        self.schema = schema
+
+
+def json_type(value):
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def check_fields(document, schema, path, field):
+    """Raise ModelFileError, naming ``path`` and the dotted field, where ``document`` does not have ``schema``.
+
+    A schema is a type (``str``, ``int``, ``float``: an int or a finite float, ``bool``, ``list``, ``dict``); a
+    tuple of them (``None`` allows null); a dict of field -> schema (those fields required, ``Optional(schema)``
+    fields may be absent, other fields allowed); or a one-item list: a list whose every item has that schema.
+    """
+    if isinstance(schema, Optional):
+        schema = schema.schema
+    if isinstance(schema, dict):
+        if not isinstance(document, dict):
+            raise ModelFileError(f"{path}: {field} must be an object, found {json_type(document)}")
+        for key, inner in schema.items():
+            if key not in document:
+                if isinstance(inner, Optional):
+                    continue
+                raise ModelFileError(f"{path}: {field} has no {key!r} entry")
+            check_fields(document[key], inner, path, f"{field}.{key}")
+        return
+    if isinstance(schema, list):
+        if not isinstance(document, list):
+            raise ModelFileError(f"{path}: {field} must be a list, found {json_type(document)}")
+        for index, item in enumerate(document):
+            check_fields(item, schema[0], path, f"{field}[{index}]")
+        return
+    allowed = schema if isinstance(schema, tuple) else (schema,)
+    if not any(matches(document, kind) for kind in allowed):
+        names = " or ".join("null" if kind is None else kind.__name__ for kind in allowed)
+        raise ModelFileError(f"{path}: {field} must be {names}, found {json_type(document)} {short(document)}")
+
+
+def matches(value, kind):
+    if kind is None:
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def short(value):
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,290 @@
+"""Issue 22, the model-file side: a model file that is not a file, that inflates, that declares more than it holds,
+or that was edited by hand is refused in one line naming the file and the entry, before anything it declares is
+allocated. No test here allocates more than a few megabytes: huge sizes are declared (headers, zip directories,
+sparse files), never written."""
+import io
+import json
+import os
+import time
+import tracemalloc
+import warnings
+import zipfile
+
+import numpy
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import deeprnn as dr
+from deeprnn import serialization
+from deeprnn.errors import ModelFileError
+
+# a refusal reads a header or a zip directory, never the data: it must be quick and small
+SECONDS = 2.0
+PEAK_BYTES = 32 << 20
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def small_model():
+    """LSTM(2) over 3 features and a Dense(3) head, trained one epoch so Adam's m and v are in the file."""
+    dr.backend.set_seed(0)
+    model = dr.Sequential([dr.layers.Input(shape=(4, 3)), dr.layers.LSTM(2), dr.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    rng = numpy.random.default_rng(0)
+    model.fit(rng.random((6, 4, 3)), numpy.eye(3)[numpy.arange(6) % 3], epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory):
+    """The arrays of an intact model file, name -> array (architecture and metadata as JSON text)."""
+    path = tmp_path_factory.mktemp("intact") / "model.npz"
+    small_model().save(path, metadata={"note": "intact"})
+    with numpy.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def npy_bytes(array):
+    stream = io.BytesIO()
+    numpy.lib.format.write_array(stream, numpy.asarray(array), allow_pickle=False)
+    return stream.getvalue()
+
+
+def write_model_file(path, arrays, raw=None):
+    """An .npz of ``arrays``, plus ``raw`` entries (name -> bytes) written as given."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in arrays.items():
+            archive.writestr(f"{key}.npy", npy_bytes(value))
+        for name, data in (raw or {}).items():
+            archive.writestr(name, data)
+    return path
+
+
+def refused(path, load=dr.load_model):
+    """The one-line ModelFileError that loading ``path`` raises, checked to name the file, to come fast and to
+    allocate almost nothing."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ModelFileError) as caught:
+            load(path)
+        seconds = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert seconds < SECONDS and peak < PEAK_BYTES, (seconds, peak, message)
+    return message
+
+
+def with_architecture(entries, change):
+    config = json.loads(str(entries["architecture"]))
+    change(config)
+    return {**entries, "architecture": numpy.array(json.dumps(config))}
+
+
+def test_the_intact_file_loads(entries, tmp_path):
+    model = dr.load_model(write_model_file(tmp_path / "model.npz", entries))
+    for index, weight in enumerate(model.get_weights()):
+        numpy.testing.assert_array_equal(weight, entries[f"weight_{index:04d}"])
+    assert model.optimizer.iterations == int(entries["optimizer_iterations"])
+
+
+# -- class 1, the file primitive at the model loader: what is not a regular file is named for what it is -------------
+
+def test_a_folder_a_pipe_a_device_and_a_csv_are_not_model_files(tmp_path):
+    folder = tmp_path / "best.npz"
+    folder.mkdir()
+    pipe = tmp_path / "last.npz"
+    os.mkfifo(pipe)   # opening it for reading would block forever
+    zero = tmp_path / "zero.npz"
+    zero.symlink_to("/dev/zero")
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n1,2.5,2.6\n")
+    assert refused(folder) == f"{folder}: is a folder, not a model file"
+    assert refused(pipe) == f"{pipe}: is a named pipe (FIFO), not a model file"
+    assert refused(zero) == f"{zero}: is a character device, not a model file"
+    assert "not a zip archive; a model file is the .npz that save or train writes" in refused(history)
+    assert "pickle" not in refused(history)
+
+
+def test_a_model_file_larger_than_any_model_is_refused_unread(tmp_path):
+    sparse = tmp_path / "huge.npz"
+    with open(sparse, "wb") as stream:
+        stream.truncate(serialization.MAX_MODEL_FILE_BYTES + 1)  # declared, never written: a sparse file
+    assert "bytes, more than the" in refused(sparse)
+
+
+# -- class 3: bombs, declared sizes checked before anything is inflated or allocated --------------------------------
+
+def test_an_entry_that_inflates_a_thousandfold_is_refused_before_it_is_inflated(entries, tmp_path):
+    path = tmp_path / "bomb.npz"
+    write_model_file(path, {k: v for k, v in entries.items() if k != "weight_0000"})
+    header = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (8 << 20,)})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("weight_0000.npy", "w", force_zip64=True) as entry:
+            entry.write(header.getvalue())
+            zeros = bytes(1 << 20)
+            for _ in range(64):   # 64 MiB of zeros deflate to ~64 KiB
+                entry.write(zeros)
+    message = refused(path)
+    assert "entry weight_0000.npy declares" in message and "ratio over 16:1" in message
+
+
+def test_an_npy_header_declaring_a_hundred_billion_values_is_refused_from_the_header(entries, tmp_path):
+    huge = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(huge, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 11,)})
+    rest = {k: v for k, v in entries.items() if k != "weight_0000"}
+    path = write_model_file(tmp_path / "header.npz", rest, {"weight_0000.npy": huge.getvalue() + bytes(64)})
+    assert "weight_0000 (lstm/kernel) has shape (100000000000,), the architecture needs (3, 8)" in refused(path)
+    # the same header where the shape is right but the entry is too short for it: the sizes disagree
+    short = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(short, {"descr": "<f8", "fortran_order": False, "shape": (3, 8)})
+    path = write_model_file(tmp_path / "short.npz", rest, {"weight_0000.npy": short.getvalue() + bytes(8)})
+    assert "declares 24 values of float64 (192 bytes) in an entry of" in refused(path)
+
+
+@pytest.mark.parametrize("units", [6000, 10 ** 12])
+def test_an_architecture_declaring_more_parameters_than_the_file_holds_is_refused_before_it_is_built(
+        entries, tmp_path, units):
+    def widen(config):
+        config["layers"][0]["config"]["units"] = units
+    path = write_model_file(tmp_path / "wide.npz", with_architecture(entries, widen))
+    message = refused(path)
+    assert "its architecture declares more than" in message and "bytes of weights in the file can hold" in message
+    assert "passed at layer 'lstm'" in message
+
+
+def test_a_json_entry_nested_ten_thousand_deep_is_refused_before_it_is_parsed(entries, tmp_path):
+    deep = {**entries, "metadata": numpy.array("[" * 10_000 + "]" * 10_000)}
+    path = write_model_file(tmp_path / "deep.npz", deep)
+    assert refused(path, dr.load_metadata) == f"{path}: metadata nests 10000 levels deep, more than the limit of 64"
+    deep = {**entries, "architecture": numpy.array('{"a": ' * 5000 + "1" + "}" * 5000)}
+    assert "architecture nests 5000 levels deep" in refused(write_model_file(tmp_path / "deep2.npz", deep))
+
+
+# -- class 2: hand-edited files, every field checked against its schema ----------------------------------------------
+
+@pytest.mark.parametrize("key, value, words", [
+    ("weight_0000", lambda w: numpy.where(numpy.eye(*w.shape, dtype=bool), numpy.nan, w),
+     "weight_0000 (lstm/kernel) holds NaN or infinite values"),
+    ("weight_0002", lambda w: w.astype(complex), "weight_0002 (lstm/bias) holds complex128 values, not real"),
+    ("weight_0003", lambda w: w.astype(numpy.int64), "weight_0003 (dense/kernel) holds int64 values, not real"),
+    ("weight_0004", lambda w: w[:2], "weight_0004 (dense/bias) has shape (2,), the architecture needs (3,)"),
+    ("optimizer_0001", lambda w: w.astype(numpy.int32),
+     "optimizer_0001 (optimizer slot of lstm/recurrent_kernel) holds int32 values, not real floating point"),
+    ("optimizer_0005", lambda w: numpy.full_like(w, numpy.inf), "optimizer_0005 (optimizer slot of lstm/kernel) "
+                                                                "holds NaN or infinite values"),
+    ("optimizer_iterations", lambda w: numpy.array(2.5), "optimizer_iterations must be one integer"),
+    ("optimizer_iterations", lambda w: numpy.array(-1), "optimizer_iterations is -1, a count must be >= 0"),
+    ("architecture", lambda w: numpy.array("[1, 2]"), "its architecture entry must be a JSON object, not a list"),
+    ("architecture", lambda w: numpy.arange(3.0), "its architecture entry must be JSON text, not a float64 array"),
+    ("metadata", lambda w: numpy.array('{"a": '), "its metadata entry is not valid JSON"),
+])
+def test_an_edited_entry_is_refused_naming_the_file_and_the_entry(entries, tmp_path, key, value, words):
+    path = write_model_file(tmp_path / "edited.npz", {**entries, key: value(entries[key])})
+    load = dr.load_metadata if key == "metadata" else dr.load_model
+    assert words in refused(path, load)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c.pop("layers"), "architecture has no 'layers' entry"),
+    (lambda c: c.update(layers={"0": 1}), "architecture.layers must be a list, found an object"),
+    (lambda c: c["layers"][1].pop("class_name"), "architecture.layers[1] has no 'class_name' entry"),
+    (lambda c: c["layers"][0]["config"].update(units="2"), "malformed architecture (SettingError: LSTM: units"),
+    (lambda c: c.update(input=None, build_input_shape=[None, 4, -3]), "declares a weight of shape (-3, 8)"),
+    (lambda c: c.update(input={"batch_shape": [None, 4, "x"]}), "declares a weight of shape ('x', 8)"),
+])
+def test_an_edited_architecture_is_refused_naming_the_field(entries, tmp_path, change, words):
+    path = write_model_file(tmp_path / "edited.npz", with_architecture(entries, change))
+    assert words in refused(path)
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 20, 10 ** 20) | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=3), max_leaves=8)
+
+
+def paths_of(document, prefix=()):
+    """Every (path) to a value inside a JSON document."""
+    yield prefix
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield from paths_of(value, prefix + (key,))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from paths_of(value, prefix + (index,))
+
+
+def edited(document, path, value):
+    """``document`` with the value at ``path`` replaced by ``value`` (None: removed)."""
+    document = json.loads(json.dumps(document))
+    if not path:
+        return value
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    if value is None and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return document
+
+
+@st.composite
+def architecture_edit(draw, config):
+    places = list(paths_of(config))
+    return draw(st.sampled_from(places)), draw(JSON_VALUES)
+
+
+@st.composite
+def array_edit(draw, entries):
+    key = draw(st.sampled_from(sorted(k for k in entries if k not in ("architecture", "metadata"))))
+    dtype = draw(st.sampled_from(["float16", "float32", "float64", "int8", "int64", "uint8", "complex64", "bool",
+                                  "U3", "S2", "m8[s]"]))
+    shape = draw(st.sampled_from([None, (), (0,), (1,), (3, 8), (8, 3), (2, 2, 2)]))
+    poison = draw(st.sampled_from([None, numpy.nan, numpy.inf, -numpy.inf, 1e300]))
+    return key, dtype, shape, poison
+
+
+def loads_or_refuses(path, load=dr.load_model):
+    """The class property: a model with finite weights, or one line naming the file; quickly, in little memory."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # a cast that drops information (complex to real) is no load
+            model = load(path)
+    except ModelFileError:
+        refused(path, load)
+        return None
+    assert all(numpy.all(numpy.isfinite(weight)) for weight in model.get_weights())
+    return model
+
+
+def test_any_edit_of_the_architecture_loads_or_is_one_line_naming_the_file(entries, tmp_path):
+    config = json.loads(str(entries["architecture"]))
+
+    @FUZZ
+    @given(edit=architecture_edit(config))
+    def run(edit):
+        document = edited(config, *edit)
+        path = write_model_file(tmp_path / "edited.npz", {**entries, "architecture": numpy.array(json.dumps(document))})
+        loads_or_refuses(path)
+    run()
+
+
+def test_any_edit_of_an_array_loads_or_is_one_line_naming_the_file(entries, tmp_path):
+    @FUZZ
+    @given(edit=array_edit(entries))
+    def run(edit):
+        key, dtype, shape, poison = edit
+        array = entries[key].reshape(shape if shape is not None else entries[key].shape) \
+            if shape is None or numpy.prod(shape) == entries[key].size else numpy.ones(shape)
+        with numpy.errstate(all="ignore"):
+            array = array.astype(dtype) if dtype[0] not in "USm" else numpy.zeros(array.shape, dtype)
+            if poison is not None and array.size and array.dtype.kind == "f":
+                array.flat[0] = poison
+        path = write_model_file(tmp_path / "edited.npz", {**entries, key: array})
+        loads_or_refuses(path)
+    run()
