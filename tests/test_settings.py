@@ -177,11 +177,11 @@ def test_a_setting_checks_returns_and_describes_its_value():
 
 def test_a_new_setting_is_one_declaration():
     """What the conditioning issue will do: one Setting, and the parser, help and checks follow."""
-    extra = Setting("condition", "a made-up setting for this test", choices=("none", "style"), default="none")
+    extra = Setting("mood", "a made-up setting for this test", choices=("none", "calm"), default="none")
     parser = build_parser()
     commands = next(action for action in parser._actions if action.dest == "command")
     add_settings(commands.choices["train"], (extra,))
-    assert parser.parse_args(["train", "--condition", "style"]).condition == "style"
+    assert parser.parse_args(["train", "--mood", "calm"]).mood == "calm"
     assert "a made-up setting for this test [none]" in commands.choices["train"].format_help()
-    with pytest.raises(SettingError, match="--condition must be one of none, style, got 'x'"):
+    with pytest.raises(SettingError, match="--mood must be one of none, calm, got 'x'"):
         extra.check("x")

@@ -174,6 +174,9 @@ TRAIN_SETTINGS = (
     Setting("time_budget", "stop before an epoch that would end past this many minutes of training", float,
             above=0, maximum=525_600, metavar="MINUTES", resumable=True),
     Setting("seed", "seed of weights, dropout, shuffles and file sampling", int, 0, minimum=0, maximum=MAX_SEED),
+    # checked by music.labels.parse_conditions: a comma-separated subset, which argparse choices cannot say
+    Setting("condition", "drums and groove: tell the model each file's labels from info.csv at every step, any of "
+                         "style,tempo,fill (docs/conditioning.md)", metavar="LABELS", unset="none"),
 )
 
 # --- what the machine does: every command that computes ---------------------------------------------------------
@@ -220,6 +223,13 @@ GENERATE_SETTINGS = (
     Setting("plot", "also write a PNG drum grid / piano roll beside --out", bool, False),
     Setting("wav", "also render a WAV with fluidsynth (if installed)", bool, False),
     Setting("data", "where the validation split is, if not where the checkpoint was trained"),
+    # the three below ask a checkpoint trained with --condition for a piece: from silence unless --primer is given
+    Setting("style", "a --condition style checkpoint: generate in this style from silence (`deeprnn show` lists "
+                     "them)", metavar="STYLE", default_text="the primer's"),
+    # Groove's tempi are 50 to 290 bpm; 1000 is past any drummer
+    Setting("bpm", "the tempo written to --out and, for a --condition tempo checkpoint, asked for", float,
+            above=0, maximum=1000, default_text="the primer's, else 120"),
+    Setting("fill", "a --condition fill checkpoint: generate a fill rather than a beat", bool, False),
 ) + MACHINE_SETTINGS
 
 EVALUATE_SETTINGS = (
