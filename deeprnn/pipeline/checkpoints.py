@@ -1,6 +1,7 @@
 """One checkpoint file per model: weights and architecture (``model.save``, written atomically), plus metadata
 holding everything else a later command needs: the tokenizer (its JSON, vocabulary included), the recipe, the
-training config, where the data came from, and the training state (epoch, history, best value, RNG state).
+training config, where the data came from, the training state (epoch, history, best value, RNG state), and for a
+run with ``--condition`` its label vocabularies (``labels``: the styles, tempo bins and fill labels, by name).
 
     save_checkpoint(path, model, tokenizer, config, source, training)
     checkpoint = load_checkpoint(path)      # model, tokenizer, recipe, config, source, training
@@ -11,8 +12,9 @@ config's cell, depth and widths against the layers; a mismatch is a ``Checkpoint
 from dataclasses import dataclass, field
 
 from .. import saving
-from ..layers import RNN, Dense, Embedding, StepCounterEmbedding
+from ..layers import RNN, ConditionedEmbedding, Dense, Embedding, StepCounterEmbedding
 from ..music import Tokenizer
+from ..music.labels import LabelVocabulary, parse_conditions
 from .recipes import CELLS, RESUMABLE_CHANGES, TrainConfig, get_recipe
 from .settings import train_setting
 
@@ -32,6 +34,7 @@ class Checkpoint:
     config: TrainConfig
     source: str
     training: dict = field(default_factory=dict)
+    labels: LabelVocabulary | None = None  # a --condition run's label vocabularies
 
     @property
     def recipe(self):
@@ -42,17 +45,17 @@ class Checkpoint:
         return self.recipe.input_encoding(self.config, self.tokenizer.vocab_size)
 
 
-def checkpoint_metadata(tokenizer, config, source, training=None):
+def checkpoint_metadata(tokenizer, config, source, training=None, labels=None):
     return {"format": FORMAT, "version": VERSION, "recipe": config.recipe, "tokenizer": tokenizer.to_json(),
             "config": config.to_dict(), "source": source,
             "encoding": get_recipe(config.recipe).input_encoding(config, tokenizer.vocab_size).name,
-            "training": training or {}}
+            "training": training or {}, "labels": None if labels is None else labels.to_json()}
 
 
-def save_checkpoint(path, model, tokenizer, config, source, training=None, include_optimizer=True):
+def save_checkpoint(path, model, tokenizer, config, source, training=None, include_optimizer=True, labels=None):
     """Write model + metadata to ``path`` (.npz), atomically: a crash mid-write leaves the previous file."""
     model.save(path, include_optimizer=include_optimizer,
-               metadata=checkpoint_metadata(tokenizer, config, source, training))
+               metadata=checkpoint_metadata(tokenizer, config, source, training, labels))
 
 
 def load_checkpoint(path):
@@ -73,19 +76,29 @@ def load_checkpoint(path):
         model = saving.load_model(path)
     except ValueError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    check_fits(model, tokenizer, config, path)
+    labels = LabelVocabulary.from_json(metadata["labels"]) if metadata.get("labels") else None
+    check_fits(model, tokenizer, config, path, labels)
     if metadata.get("encoding") != get_recipe(config.recipe).input_encoding(config, tokenizer.vocab_size).name:
         raise CheckpointError(f"{path}: its input encoding {metadata.get('encoding')!r} is not what the "
                               f"{config.recipe} recipe with this config feeds")
-    return Checkpoint(path, model, tokenizer, config, metadata.get("source"), metadata.get("training", {}))
+    return Checkpoint(path, model, tokenizer, config, metadata.get("source"), metadata.get("training", {}), labels)
 
 
-def check_fits(model, tokenizer, config, path="model"):
-    """Raise CheckpointError unless the model's layers are those ``config`` builds for ``tokenizer``'s vocabulary."""
+def check_fits(model, tokenizer, config, path="model", labels=None):
+    """Raise CheckpointError unless the model's layers are those ``config`` builds for ``tokenizer``'s vocabulary
+    (and, for a --condition run, for the label vocabularies ``labels``)."""
     V = tokenizer.vocab_size
     problems = []
     first = model.layers[0]
-    if isinstance(first, (Embedding, StepCounterEmbedding)):
+    conditions = parse_conditions(config.condition)
+    if conditions != (labels.names if labels is not None else ()):
+        problems.append(f"the config conditions on {', '.join(conditions) or 'nothing'}, its label vocabularies "
+                        f"name {', '.join(labels.names) if labels is not None else 'nothing'}")
+    elif conditions:
+        sizes = [size for _, size, _ in first.conditions] if isinstance(first, ConditionedEmbedding) else None
+        if sizes != labels.sizes:
+            problems.append(f"its first layer takes label ids {sizes}, the label vocabularies have {labels.sizes}")
+    if isinstance(first, (Embedding, StepCounterEmbedding, ConditionedEmbedding)):
         if first.input_dim != V:
             problems.append(f"its embedding takes {first.input_dim} token ids, the tokenizer has {V}")
         if config.embedding_dim is not None and first.output_dim != config.embedding_dim:
