@@ -264,12 +264,18 @@ def test_summary_shows_what_each_recurrent_layer_runs():
 
 @pytest.mark.parametrize("value, expected", [("1", "reference"), ("", "auto")])
 def test_environment_variable_makes_reference_the_default(value, expected):
-    """DEEPRNN_REFERENCE=1 at import makes 'reference' the default implementation (an explicit one still wins)."""
-    code = ("import deeprnn as dr; print(dr.layers.LSTM(2).implementation, "
+    """DEEPRNN_REFERENCE=1 makes 'reference' the default implementation of the layers made while it is set (an
+    explicit one still wins); it is read when a layer is made, not at import: a process that imported deeprnn with
+    the opposite value and then sets it sees the new one."""
+    code = ("import os, deeprnn as dr; before = dr.layers.LSTM(2).implementation; "
+            f"os.environ['DEEPRNN_REFERENCE'] = {value!r}; "
+            "print(before, dr.layers.LSTM(2).implementation, dr.layers.GRU(2).implementation, "
             "dr.layers.LSTM(2, implementation='fused').implementation)")
-    env = dict(os.environ, DEEPRNN_REFERENCE=value)
+    imported_with = "" if value == "1" else "1"
+    env = dict(os.environ, DEEPRNN_REFERENCE=imported_with)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [expected, "fused"]
+    other = "auto" if expected == "reference" else "reference"
+    assert out.stdout.split() == [other, expected, expected, "fused"]
 
 
 # -- whole models ----------------------------------------------------------------------------------------------------

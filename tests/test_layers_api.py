@@ -1,4 +1,6 @@
 """The public layer API in float32: Keras's call signature, output shapes, weight layouts and initializers."""
+from collections import namedtuple
+
 import numpy
 import pytest
 
@@ -269,3 +271,25 @@ def test_summary_prints_each_layer_its_output_shape_and_parameter_count(capsys):
     assert f"Total params: {total:,}" in printed
     assert f"Trainable params: {total - 8:,}" in printed  # BatchNorm's moving mean and variance are not trained
     assert "Non-trainable params: 8" in printed
+
+
+# -- what a recurrent cell declares ---------------------------------------------------------------------------------
+def test_an_rnn_cell_without_its_step_functions_cannot_be_made():
+    """RNN declares step_forward/step_backward abstract: a subclass that defines neither is refused when made."""
+    class NoSteps(layers.RNN):
+        pass
+
+    with pytest.raises(TypeError, match="step_backward, step_forward|step_forward"):
+        NoSteps(3)
+
+
+def test_an_rnn_cell_must_declare_a_step_cache_with_the_fields_backward_reads():
+    """A cell class is checked when it is defined: its step_cache namedtuple holds h_in (dU is formed from it)."""
+    with pytest.raises(TypeError, match="step_cache.*h_in"):
+        class NoRecurrentInput(layers.SimpleRNN):
+            step_cache = namedtuple("Step", "a h")
+
+    class Renamed(layers.SimpleRNN):   # a cell that keeps its parent's cache is fine
+        pass
+
+    assert Renamed.step_cache is layers.SimpleRNN.step_cache

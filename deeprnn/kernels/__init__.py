@@ -11,13 +11,18 @@ blocks and state ``(h, ...)``:
 
     NAME                                              # shown by model.summary()
     unsupported(x, weights) -> None | str             # why this kernel cannot run these arrays (device, dtype)
-    forward(xw, U, initial_state, recurrent_masks, ws) -> (hs, final_state, cache)
+    forward(xw, U, initial_state, recurrent_mask, ws) -> (hs, final_state, cache)
     backward(dhs, d_final_state, cache, U, ws) -> (dxw, dzh, dU, d_initial_state)
 
 with ``xw`` (T, B, G*H) the time-major input projection x_t W + b (input dropout already applied), ``U`` (H, G*H),
-``recurrent_masks`` None or Keras's per-gate masks (G, B, H), ``ws`` a ``workspace.Workspace`` of reusable buffers,
+``recurrent_mask`` None or Keras's per-gate masks (G, B, H), ``ws`` a ``workspace.Workspace`` of reusable buffers,
 ``hs`` (T, B, H) every h_t, ``dhs`` None or the outputs' gradient (T, B, H), ``dxw``/``dzh`` the gradients of the
 input projection and of the recurrent pre-activation h_in U (the same array for an LSTM).
+
+What the CPU kernels share (``bptt.py``): their claim (``unsupported``: NumPy floats of one dtype), the chunked
+backward loop (``backward_steps``) and the recurrent kernel's gradient (``recurrent_kernel_gradient``, also the
+reference loops' dU). A kernel names gate blocks by their letter (``cpu_lstm.GATE_O``, ``cpu_gru.GATE_Z``); G is
+always the number of blocks.
 
 A cell with options beyond these arrays passes them as keywords of ``forward``: the layer's ``kernel_options()``
 (none by default). The GRU's are ``reset_after`` and ``recurrent_bias`` (b_rec (3H,) of reset_after=True, which

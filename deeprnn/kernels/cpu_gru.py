@@ -28,9 +28,11 @@ What is arranged differently, and why (the ideas of cpu_lstm.py, which has the m
   so ``reset_after_factors`` computes them for CHUNK steps per call, and a step is two multiplications, the
   product with U^T and dh_{t-1} = dh z + [da_z | da_r | dh_h] U^T. dzh = [da_z | da_r | dh_h] is written in the
   loop; dxw shares its z and r blocks (one copy after the loop) and gets da_n.
-- Backward, reset_after=False: da_n = dh (1 - z)(1 - n^2); d(r h) = da_n U_h^T is a product inside the step; then
-  da_r = d(r h) * h_in_h r (1 - r) and dh_{t-1} = dh z + [da_z | da_r] U_zr^T + d(r h) * r (* mask_h), the
-  bracketed factors again computed per chunk (``reset_before_factors``). dxw and dzh are the same array.
+- Backward, reset_after=False: da_n = dh (1 - z)(1 - n^2); d_h_reset = da_n U_h^T is a product inside the step;
+  then da_r = d_h_reset * h_in_h r (1 - r) and dh_{t-1} = dh z + [da_z | da_r] U_zr^T + d_h_reset * r (* mask_h),
+  the bracketed factors again computed per chunk (``reset_before_factors``). dxw and dzh are the same array.
+  h_in_h is the h block's recurrent input, h_{t-1} (times its mask with recurrent dropout).
+- Both backward loops are ``bptt.backward_steps``, the chunked loop every CPU kernel shares.
 - Recurrent dropout keeps Keras's per-gate masks, drawn by the layer (G = 3): the recurrent products are batched
   over the gate blocks, as in cpu_lstm.
 
@@ -39,21 +41,22 @@ A pure function of arrays (see deeprnn/kernels/__init__.py), with the GRU's two 
 ``GRU.kernel_options``. It takes NumPy float32/float64 arrays of one dtype, T >= 1; the GRU decides whether its
 math is the one computed here (tanh and sigmoid, the reference step).
 """
+import functools
 from collections import namedtuple
 
 import numpy
 
-from .cpu_lstm import unsupported  # noqa: F401  the same claim: NumPy float arrays of one dtype
+from .bptt import backward_steps, recurrent_kernel_gradient, unsupported  # noqa: F401  (unsupported: the claim)
 
 NAME = "cpu_gru"
 
-Z, R, N = 0, 1, 2          # gate blocks, Keras's order, kept inside the kernel
+GATE_Z, GATE_R, GATE_N = 0, 1, 2   # gate blocks, Keras's order [z | r | h], kept inside the kernel; G = 3 of them
 SIGMOID = slice(0, 2)      # z, r
 HALF = numpy.array([0.5, 0.5, 1.0]).reshape(3, 1, 1)
 # timesteps whose gradient factors the backward computes in one go (4 x CHUNK x B x H floats, as in cpu_lstm)
 CHUNK = 10
 
-GRUKernelCache = namedtuple("GRUKernelCache", "reset_after gates hs h_hs h_resets h_ins recurrent_masks")
+GRUKernelCache = namedtuple("GRUKernelCache", "reset_after gates hs h_hs h_resets h_ins recurrent_mask")
 
 
 def gate_major(U):
@@ -69,8 +72,8 @@ def transposed_blocks(U):
 
 
 # -- forward ---------------------------------------------------------------------------------------------------------
-def forward(xw, U, initial_state, recurrent_masks, ws, reset_after=True, recurrent_bias=None):
-    """The GRU's forward loop. xw: (T, B, 3H) = x_t W + b_in; U: (H, 3H); initial_state (h_0,); recurrent_masks:
+def forward(xw, U, initial_state, recurrent_mask, ws, reset_after=True, recurrent_bias=None):
+    """The GRU's forward loop. xw: (T, B, 3H) = x_t W + b_in; U: (H, 3H); initial_state (h_0,); recurrent_mask:
     None or (3, B, H) per gate; ws: a Workspace; recurrent_bias: None or b_rec (3H,) (reset_after only).
 
     Returns (hs (T, B, H), (h_T,), cache).
@@ -91,17 +94,16 @@ def forward(xw, U, initial_state, recurrent_masks, ws, reset_after=True, recurre
     if recurrent_bias is not None:
         b_rec = recurrent_bias.reshape(3, 1, 1, H)
         numpy.add(gates[SIGMOID], b_rec[SIGMOID] * half[SIGMOID, None], out=gates[SIGMOID])
-        b_h = b_rec[N, 0]
+        b_h = b_rec[GATE_N, 0]
     U_k = gate_major(U) * half
-    U_zr, U_h = U_k[SIGMOID], U_k[N]
-    masks = recurrent_masks
+    U_zr, U_h = U_k[SIGMOID], U_k[GATE_N]
 
     hs = ws.empty((T + 1, B, H), dtype)                # hs[t] = h_{t-1}: hs[0] is the initial state
     hs[0] = h0
     # reset_after: h_hs[t] = h_in U_h + b_h (r multiplies it); else h_resets[t] = r * h_in (U_h multiplies it)
     h_hs = ws.empty((T, B, H), dtype) if reset_after else None
     h_resets = None if reset_after else ws.empty((T, B, H), dtype)
-    h_ins = None if masks is None else ws.empty((3, T, B, H), dtype)
+    h_ins = None if recurrent_mask is None else ws.empty((3, T, B, H), dtype)
     zh = numpy.empty((2, B, H), dtype=dtype)
     tmp = numpy.empty((B, H), dtype=dtype)
     for t in range(T):
@@ -110,8 +112,8 @@ def forward(xw, U, initial_state, recurrent_masks, ws, reset_after=True, recurre
             h_in_zr = h_in_h = hs[t]
         else:
             h_in = h_ins[:, t]
-            numpy.multiply(hs[t], masks, out=h_in)
-            h_in_zr, h_in_h = h_in[SIGMOID], h_in[N]
+            numpy.multiply(hs[t], recurrent_mask, out=h_in)
+            h_in_zr, h_in_h = h_in[SIGMOID], h_in[GATE_N]
         numpy.matmul(h_in_zr, U_zr, out=zh)               # (B, H) or (2, B, H) @ (2, H, H)
         numpy.add(a[SIGMOID], zh, out=a[SIGMOID])
         numpy.tanh(a[SIGMOID], out=a[SIGMOID])
@@ -135,7 +137,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws, reset_after=True, recurre
         numpy.add(n, tmp, out=hs[t + 1])
 
     final = (hs[T].copy(),)
-    return hs[1:], final, GRUKernelCache(reset_after, gates, hs, h_hs, h_resets, h_ins, recurrent_masks)
+    return hs[1:], final, GRUKernelCache(reset_after, gates, hs, h_hs, h_resets, h_ins, recurrent_mask)
 
 
 # -- backward --------------------------------------------------------------------------------------------------------
@@ -151,13 +153,13 @@ def backward(dhs, d_final, cache, U, ws):
 
 
 def reset_after_backward(dhs, d_final, cache, U, ws):
-    gates, masks = cache.gates, cache.recurrent_masks
+    gates, recurrent_mask = cache.gates, cache.recurrent_mask
     _, T, B, H = gates.shape
     dtype = gates.dtype
     dh = numpy.array(d_final[0], dtype=dtype)          # a copy: the loop updates it in place
-    if masks is None:   # dh_{t-1} += dzh U^T, one product with U^T (3H, H)
+    if recurrent_mask is None:   # dh_{t-1} += dzh U^T, one product with U^T (3H, H)
         UT = numpy.ascontiguousarray(U.T)
-    else:               # dh_{t-1} += sum_k (dzh_k U_k^T) * mask_k, a batched (3, B, H) @ (3, H, H) product
+    else:                        # dh_{t-1} += sum_k (dzh_k U_k^T) * mask_k, a batched (3, B, H) @ (3, H, H) product
         UT = transposed_blocks(U)
 
     # (T, B, 3, H): reshaped to (T * B, 3H) they feed dW, dU and the biases as single products; in the loop,
@@ -165,30 +167,25 @@ def reset_after_backward(dhs, d_final, cache, U, ws):
     dzh = ws.empty((T, B, 3, H), dtype)
     dxw = ws.empty((T, B, 3, H), dtype)
     factors = ws.empty((4, CHUNK, B, H), dtype)
-    dh_gates = None if masks is None else numpy.empty((3, B, H), dtype=dtype)
+    dh_gates = None if recurrent_mask is None else numpy.empty((3, B, H), dtype=dtype)
     dh_rec = numpy.empty((B, H), dtype=dtype)
-    for end in range(T, 0, -CHUNK):
-        start = max(0, end - CHUNK)
-        P = reset_after_factors(cache, start, end, factors)
-        for t in reversed(range(start, end)):
-            k = t - start
-            if dhs is not None:
-                numpy.add(dh, dhs[t], out=dh)
-            # [da_z | da_r | dh_h] = dh * [(h_prev - n) z(1-z),  (1-z)(1-n^2) h_h r(1-r),  (1-z)(1-n^2) r]
-            numpy.multiply(dh, P[0:3, k], out=dzh[t].transpose(1, 0, 2))
-            numpy.multiply(dh, P[3, k], out=dxw[t, :, N])     # da_n = dh (1-z)(1-n^2)
-            if masks is None:
-                numpy.matmul(dzh[t].reshape(B, 3 * H), UT, out=dh_rec)
-            else:
-                numpy.matmul(dzh[t].transpose(1, 0, 2), UT, out=dh_gates)
-                numpy.multiply(dh_gates, masks, out=dh_gates)
-                numpy.sum(dh_gates, axis=0, out=dh_rec)
-            numpy.multiply(dh, gates[Z, t], out=dh)          # dh_{t-1} = dh z + dzh U^T
-            numpy.add(dh, dh_rec, out=dh)
+    chunk_factors = functools.partial(reset_after_factors, cache, P=factors)
+    for t, k, P in backward_steps(T, CHUNK, chunk_factors, dh, dhs):
+        # [da_z | da_r | dh_h] = dh * [(h_prev - n) z(1-z),  (1-z)(1-n^2) h_h r(1-r),  (1-z)(1-n^2) r]
+        numpy.multiply(dh, P[0:3, k], out=dzh[t].transpose(1, 0, 2))
+        numpy.multiply(dh, P[3, k], out=dxw[t, :, GATE_N])   # da_n = dh (1-z)(1-n^2)
+        if recurrent_mask is None:
+            numpy.matmul(dzh[t].reshape(B, 3 * H), UT, out=dh_rec)
+        else:
+            numpy.matmul(dzh[t].transpose(1, 0, 2), UT, out=dh_gates)
+            numpy.multiply(dh_gates, recurrent_mask, out=dh_gates)
+            numpy.sum(dh_gates, axis=0, out=dh_rec)
+        numpy.multiply(dh, gates[GATE_Z, t], out=dh)          # dh_{t-1} = dh z + dzh U^T
+        numpy.add(dh, dh_rec, out=dh)
 
     numpy.copyto(dxw[:, :, SIGMOID], dzh[:, :, SIGMOID])    # da_z, da_r: the same in both
     dxw, dzh = dxw.reshape(T, B, 3 * H), dzh.reshape(T, B, 3 * H)
-    return dxw, dzh, recurrent_kernel_gradient(cache, dzh), (dh,)
+    return dxw, dzh, recurrent_kernel_gradient(recurrent_inputs(cache), dzh), (dh,)
 
 
 def reset_after_factors(cache, start, end, P):
@@ -203,64 +200,66 @@ def reset_after_factors(cache, start, end, P):
     K = end - start
     a, h_prev, h_h = cache.gates[:, start:end], cache.hs[start:end], cache.h_hs[start:end]
     P = P[:, :K]
-    z, r, n = a
+    r = a[GATE_R]
     dn = P[3]
-    numpy.multiply(a[SIGMOID], a[SIGMOID], out=P[0:2])
-    numpy.subtract(a[SIGMOID], P[0:2], out=P[0:2])          # z(1-z), r(1-r)
-    numpy.multiply(n, n, out=dn)
-    numpy.subtract(1, dn, out=dn)
-    numpy.multiply(z, dn, out=P[2])
-    numpy.subtract(dn, P[2], out=dn)                         # (1-z)(1-n^2)
-    numpy.subtract(h_prev, n, out=P[2])
-    numpy.multiply(P[0], P[2], out=P[0])
+    shared_factors(a, h_prev, P, dn, scratch=P[2])
     numpy.multiply(P[1], h_h, out=P[1])
     numpy.multiply(P[1], dn, out=P[1])
     numpy.multiply(dn, r, out=P[2])
     return P
 
 
+def shared_factors(a, h_prev, P, dn, scratch):
+    """What both variants' factors share, for a chunk of activated gates a = (z, r, n) (3, K, B, H):
+    P[0] = (h_prev - n) z (1 - z),  P[1] = r (1 - r),  dn = (1 - z)(1 - n^2); ``scratch`` is overwritten."""
+    z, r, n = a
+    numpy.multiply(a[SIGMOID], a[SIGMOID], out=P[0:2])
+    numpy.subtract(a[SIGMOID], P[0:2], out=P[0:2])          # z(1-z), r(1-r)
+    numpy.multiply(n, n, out=dn)
+    numpy.subtract(1, dn, out=dn)
+    numpy.multiply(z, dn, out=scratch)
+    numpy.subtract(dn, scratch, out=dn)                      # (1-z)(1-n^2)
+    numpy.subtract(h_prev, n, out=scratch)
+    numpy.multiply(P[0], scratch, out=P[0])
+
+
 def reset_before_backward(dhs, d_final, cache, U, ws):
-    gates, masks = cache.gates, cache.recurrent_masks
+    gates, recurrent_mask = cache.gates, cache.recurrent_mask
     _, T, B, H = gates.shape
     dtype = gates.dtype
     dh = numpy.array(d_final[0], dtype=dtype)
     U_hT = numpy.ascontiguousarray(U[:, 2 * H:].T)
-    if masks is None:   # [da_z | da_r] U_zr^T, one product with U_zr^T (2H, H)
+    if recurrent_mask is None:   # [da_z | da_r] U_zr^T, one product with U_zr^T (2H, H)
         U_zrT = numpy.ascontiguousarray(U[:, :2 * H].T)
     else:
         U_zrT = transposed_blocks(U)[SIGMOID]
 
     dxw = ws.empty((T, B, 3, H), dtype)
     factors = ws.empty((4, CHUNK, B, H), dtype)
-    dh_gates = None if masks is None else numpy.empty((2, B, H), dtype=dtype)
-    d_reset = numpy.empty((B, H), dtype=dtype)
+    dh_gates = None if recurrent_mask is None else numpy.empty((2, B, H), dtype=dtype)
+    d_h_reset = numpy.empty((B, H), dtype=dtype)
     dh_rec = numpy.empty((B, H), dtype=dtype)
-    for end in range(T, 0, -CHUNK):
-        start = max(0, end - CHUNK)
-        P = reset_before_factors(cache, start, end, factors)
-        for t in reversed(range(start, end)):
-            k = t - start
-            if dhs is not None:
-                numpy.add(dh, dhs[t], out=dh)
-            da = dxw[t]
-            numpy.multiply(dh, P[N, k], out=da[:, N])        # da_n = dh (1-z)(1-n^2)
-            numpy.multiply(dh, P[Z, k], out=da[:, Z])        # da_z = dh (h_prev - n) z(1-z)
-            numpy.matmul(da[:, N], U_hT, out=d_reset)         # d(r h) = da_n U_h^T
-            numpy.multiply(d_reset, P[R, k], out=da[:, R])   # da_r = d(r h) h_in_h r(1-r)
-            if masks is None:
-                numpy.matmul(da[:, SIGMOID].reshape(B, 2 * H), U_zrT, out=dh_rec)
-            else:
-                numpy.matmul(da[:, SIGMOID].transpose(1, 0, 2), U_zrT, out=dh_gates)
-                numpy.multiply(dh_gates, masks[SIGMOID], out=dh_gates)
-                numpy.sum(dh_gates, axis=0, out=dh_rec)
-            # dh_{t-1} = dh z + [da_z | da_r] U_zr^T + d(r h) r (* mask_h)
-            numpy.multiply(dh, gates[Z, t], out=dh)
-            numpy.add(dh, dh_rec, out=dh)
-            numpy.multiply(d_reset, P[3, k], out=d_reset)
-            numpy.add(dh, d_reset, out=dh)
+    chunk_factors = functools.partial(reset_before_factors, cache, P=factors)
+    for t, k, P in backward_steps(T, CHUNK, chunk_factors, dh, dhs):
+        da = dxw[t]
+        numpy.multiply(dh, P[GATE_N, k], out=da[:, GATE_N])     # da_n = dh (1-z)(1-n^2)
+        numpy.multiply(dh, P[GATE_Z, k], out=da[:, GATE_Z])     # da_z = dh (h_prev - n) z(1-z)
+        numpy.matmul(da[:, GATE_N], U_hT, out=d_h_reset)         # d_h_reset = da_n U_h^T
+        numpy.multiply(d_h_reset, P[GATE_R, k], out=da[:, GATE_R])   # da_r = d_h_reset h_in_h r(1-r)
+        if recurrent_mask is None:
+            numpy.matmul(da[:, SIGMOID].reshape(B, 2 * H), U_zrT, out=dh_rec)
+        else:
+            numpy.matmul(da[:, SIGMOID].transpose(1, 0, 2), U_zrT, out=dh_gates)
+            numpy.multiply(dh_gates, recurrent_mask[SIGMOID], out=dh_gates)
+            numpy.sum(dh_gates, axis=0, out=dh_rec)
+        # dh_{t-1} = dh z + [da_z | da_r] U_zr^T + d_h_reset r (* mask_h)
+        numpy.multiply(dh, gates[GATE_Z, t], out=dh)
+        numpy.add(dh, dh_rec, out=dh)
+        numpy.multiply(d_h_reset, P[3, k], out=d_h_reset)
+        numpy.add(dh, d_h_reset, out=dh)
 
     dxw = dxw.reshape(T, B, 3 * H)
-    return dxw, dxw, recurrent_kernel_gradient(cache, dxw), (dh,)
+    return dxw, dxw, recurrent_kernel_gradient(recurrent_inputs(cache), dxw), (dh,)
 
 
 def reset_before_factors(cache, start, end, P):
@@ -268,46 +267,28 @@ def reset_before_factors(cache, start, end, P):
 
         P (4, K, B, H) = [(h_prev - n) z (1 - z),  h_in_h r (1 - r),  (1 - z)(1 - n^2),  r (* mask_h)]
 
-    the factors of da_z (of dh), da_r (of d(r h)), da_n (of dh) and of d(r h)'s path to h_{t-1}.
+    the factors of da_z (of dh), da_r (of d_h_reset), da_n (of dh) and of d_h_reset's path to h_{t-1}.
     """
     K = end - start
     a, h_prev = cache.gates[:, start:end], cache.hs[start:end]
-    masks = cache.recurrent_masks
-    h_in_h = h_prev if masks is None else cache.h_ins[N, start:end]
+    recurrent_mask = cache.recurrent_mask
+    h_in_h = h_prev if recurrent_mask is None else cache.h_ins[GATE_N, start:end]
     P = P[:, :K]
-    z, r, n = a
-    dn = P[N]
-    numpy.multiply(a[SIGMOID], a[SIGMOID], out=P[0:2])
-    numpy.subtract(a[SIGMOID], P[0:2], out=P[0:2])          # z(1-z), r(1-r)
-    numpy.multiply(n, n, out=dn)
-    numpy.subtract(1, dn, out=dn)
-    numpy.multiply(z, dn, out=P[3])
-    numpy.subtract(dn, P[3], out=dn)                         # (1-z)(1-n^2)
-    numpy.subtract(h_prev, n, out=P[3])
-    numpy.multiply(P[Z], P[3], out=P[Z])
-    numpy.multiply(P[R], h_in_h, out=P[R])
-    if masks is None:
+    r = a[GATE_R]
+    shared_factors(a, h_prev, P, dn=P[GATE_N], scratch=P[3])
+    numpy.multiply(P[GATE_R], h_in_h, out=P[GATE_R])
+    if recurrent_mask is None:
         numpy.copyto(P[3], r)
     else:
-        numpy.multiply(r, masks[N], out=P[3])
+        numpy.multiply(r, recurrent_mask[GATE_N], out=P[3])
     return P
 
 
-def recurrent_kernel_gradient(cache, dzh):
-    """dU = sum_t h_in_t^T dzh_t over all timesteps at once: (H, 3H). dzh: (T, B, 3H).
-
-    The recurrent input of each block: h_{t-1} (or its per-gate masked copies), except the h block of
-    reset_after=False, whose input is h_reset = r * h_in_h.
-    """
-    T, B, H3 = dzh.shape
-    H = H3 // 3
-    dzh = dzh.reshape(T * B, H3)
+def recurrent_inputs(cache):
+    """What each block of U multiplied, for ``bptt.recurrent_kernel_gradient``: h_{t-1} (or its per-gate masked
+    copies), except the h block of reset_after=False, whose input is h_reset = r * h_in_h."""
     if cache.h_ins is None:
-        h_in = cache.hs[:-1].reshape(T * B, H).T
-        if cache.reset_after:
-            return h_in @ dzh
-        return numpy.concatenate([h_in @ dzh[:, :2 * H], cache.h_resets.reshape(T * B, H).T @ dzh[:, 2 * H:]],
-                                 axis=1)
-    inputs = [cache.h_ins[Z], cache.h_ins[R], cache.h_ins[N] if cache.reset_after else cache.h_resets]
-    return numpy.concatenate([h_in.reshape(T * B, H).T @ dzh[:, k * H:(k + 1) * H]
-                              for k, h_in in enumerate(inputs)], axis=1)
+        h_prev = cache.hs[:-1]
+        return h_prev if cache.reset_after else [h_prev, h_prev, cache.h_resets]
+    h_in_z, h_in_r, h_in_h = cache.h_ins
+    return [h_in_z, h_in_r, h_in_h if cache.reset_after else cache.h_resets]

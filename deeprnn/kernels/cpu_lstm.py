@@ -22,7 +22,8 @@ What is arranged differently, and why (measured on the 2-core CI machine, B=32, 
   products over all timesteps, outside the loops.
 - The backward splits each step's gradient into factors that do not depend on the recurrence (the activations'
   derivatives times the other factor of each product, ``gate_factors``), computed for CHUNK steps per call, and the
-  few operations that do (dh, dc): fewer, larger element-wise calls.
+  few operations that do (dh, dc): fewer, larger element-wise calls (the loop is ``bptt.backward_steps``, shared by
+  every CPU kernel).
 - Recurrent dropout keeps Keras's per-gate masks (the layer draws them, in the reference's order, so reseeding
   gives the same masks): the step's recurrent product is a batched (4, B, H) @ (4, H, H) product.
 - At its boundary the kernel speaks Keras's layout: ``xw`` comes in as (T, B, 4H) [i | f | c | o] and is copied
@@ -33,16 +34,19 @@ A pure function of arrays (see deeprnn/kernels/__init__.py): the layer (``RNN.fo
 the masks, resolves the initial state and packages the outputs. It takes NumPy float32/float64 arrays of one dtype,
 T >= 1; the LSTM decides whether its math is the one computed here (tanh and sigmoid, the reference step).
 """
+import functools
 from collections import namedtuple
 
 import numpy
+
+from .bptt import backward_steps, recurrent_kernel_gradient, unsupported  # noqa: F401  (unsupported: the claim)
 
 NAME = "cpu_lstm"
 
 # kernel gate k is Keras gate ORDER[k]; Keras's blocks are i=0, f=1, c=2, o=3
 ORDER = [3, 0, 1, 2]
 KERAS = [1, 2, 3, 0]       # Keras gate j is kernel gate KERAS[j]
-O, I, F, G = 0, 1, 2, 3
+GATE_O, GATE_I, GATE_F, GATE_G = 0, 1, 2, 3   # G, alone, is the number of gate blocks (4)
 SIGMOID = slice(0, 3)      # o, i, f
 DC_GATES = slice(1, 4)     # i, f, g: dz = dc * (...); Keras's blocks 0:3 in the same order
 # sigmoid(z) = (1 + tanh(z/2)) / 2: the sigmoid gates' pre-activations are halved
@@ -51,19 +55,7 @@ HALF = numpy.array([0.5, 0.5, 0.5, 1.0]).reshape(4, 1, 1)
 # tutorial's sizes, so a chunk stays in the 2 MB L2 cache)
 CHUNK = 10
 
-LSTMKernelCache = namedtuple("LSTMKernelCache", "gates hs cs tanh_cs h_ins recurrent_masks")
-
-
-def unsupported(x, weights):
-    """None when x and the weights are NumPy arrays of one float dtype; else why not."""
-    arrays = [x] + list(weights)
-    if any(type(a) is not numpy.ndarray for a in arrays):
-        return "takes NumPy arrays"
-    if x.dtype not in (numpy.float32, numpy.float64):
-        return f"takes float32 or float64, got {x.dtype}"
-    if any(w.dtype != x.dtype for w in weights):
-        return "takes input and weights of one dtype"
-    return None
+LSTMKernelCache = namedtuple("LSTMKernelCache", "gates hs cs tanh_cs h_ins recurrent_mask")
 
 
 # -- layouts ---------------------------------------------------------------------------------------------------------
@@ -80,9 +72,9 @@ def keras_transposed_blocks(U):
 
 
 # -- forward ---------------------------------------------------------------------------------------------------------
-def forward(xw, U, initial_state, recurrent_masks, ws):
+def forward(xw, U, initial_state, recurrent_mask, ws):
     """The LSTM's forward loop. xw: (T, B, 4H) = x_t W + b, Keras's order; U: (H, 4H); initial_state (h_0, c_0);
-    recurrent_masks: None or (4, B, H) per gate, Keras's order; ws: a Workspace.
+    recurrent_mask: None or (4, B, H) per gate, Keras's order; ws: a Workspace.
 
     Returns (hs (T, B, H), (h_T, c_T), cache).
     """
@@ -90,10 +82,10 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
     H, dtype = H4 // 4, xw.dtype
     h0, c0 = initial_state
     half = HALF.astype(dtype)
-    masks = None if recurrent_masks is None else recurrent_masks[ORDER]
+    mask_k = None if recurrent_mask is None else recurrent_mask[ORDER]   # the kernel's gate order
     # one step without masks (generation, a token per call): z = x W + b + h_0 U with U as stored, since laying U
     # out gate-major (two passes over H x 4H) would cost more than the step itself
-    single_step = T == 1 and masks is None
+    single_step = T == 1 and mask_k is None
     if single_step:
         xw = (xw[0] + h0 @ U)[None]
 
@@ -108,7 +100,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
     cs = ws.empty((T + 1, B, H), dtype)
     hs[0], cs[0] = h0, c0
     tanh_cs = ws.empty((T, B, H), dtype)
-    h_ins = None if masks is None else ws.empty((4, T, B, H), dtype)
+    h_ins = None if mask_k is None else ws.empty((4, T, B, H), dtype)
     zh = numpy.empty((4, B, H), dtype=dtype)
     ig = numpy.empty((B, H), dtype=dtype)
     for t in range(T):
@@ -120,7 +112,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
             numpy.add(a, zh, out=a)
         else:
             h_in = h_ins[:, t]
-            numpy.multiply(hs[t], masks, out=h_in)
+            numpy.multiply(hs[t], mask_k, out=h_in)
             numpy.matmul(h_in, U_k, out=zh)               # (4, B, H) @ (4, H, H)
             numpy.add(a, zh, out=a)
         numpy.tanh(a, out=a)
@@ -136,7 +128,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
         numpy.multiply(o, tanh_cs[t], out=hs[t + 1])
 
     final = (hs[T].copy(), cs[T].copy())
-    return hs[1:], final, LSTMKernelCache(gates, hs, cs, tanh_cs, h_ins, recurrent_masks)
+    return hs[1:], final, LSTMKernelCache(gates, hs, cs, tanh_cs, h_ins, recurrent_mask)
 
 
 # -- backward --------------------------------------------------------------------------------------------------------
@@ -150,10 +142,10 @@ def backward(dhs, d_final, cache, U, ws):
     dtype = gates.dtype
     dh = numpy.array(d_final[0], dtype=dtype)          # copies: the loop updates both in place
     dc = numpy.array(d_final[1], dtype=dtype)
-    masks = cache.recurrent_masks
-    if masks is None:   # dh_{t-1} = dz U^T, one product with U^T (4H, H)
+    recurrent_mask = cache.recurrent_mask
+    if recurrent_mask is None:   # dh_{t-1} = dz U^T, one product with U^T (4H, H)
         UT = numpy.ascontiguousarray(U.T)
-    else:               # dh_{t-1} = sum_k (dz_k U_k^T) * mask_k, a batched (4, B, H) @ (4, H, H) product
+    else:                        # dh_{t-1} = sum_k (dz_k U_k^T) * mask_k, a batched (4, B, H) @ (4, H, H) product
         UT = keras_transposed_blocks(U)
 
     # dz[t] (B, 4, H), Keras's order: dz.reshape(T * B, 4H) feeds dW, dU and dx as single products; inside the
@@ -161,32 +153,29 @@ def backward(dhs, d_final, cache, U, ws):
     dz = ws.empty((T, B, 4, H), dtype)
     factors = ws.empty((4, CHUNK, B, H), dtype)
     dc_factors = ws.empty((CHUNK, B, H), dtype)
-    dh_gates = None if masks is None else numpy.empty((4, B, H), dtype=dtype)
+    dh_gates = None if recurrent_mask is None else numpy.empty((4, B, H), dtype=dtype)
     tmp = numpy.empty((B, H), dtype=dtype)
-    for end in range(T, 0, -CHUNK):
-        start = max(0, end - CHUNK)
-        P, Pc = gate_factors(cache, start, end, factors, dc_factors)
-        for t in reversed(range(start, end)):
-            k = t - start
-            if dhs is not None:
-                numpy.add(dh, dhs[t], out=dh)
-            # dc = dc_next + dh * o * (1 - tanh(c)^2)
-            numpy.multiply(dh, Pc[k], out=tmp)
-            numpy.add(dc, tmp, out=dc)
-            # dz_o = dh * [tanh(c) o (1 - o)];  dz_i, dz_f, dz_c = dc * [g i (1 - i), c_prev f (1 - f), i (1 - g^2)]
-            dz_t = dz[t].transpose(1, 0, 2)
-            numpy.multiply(dh, P[O, k], out=dz_t[3])
-            numpy.multiply(dc, P[DC_GATES, k], out=dz_t[0:3])
-            numpy.multiply(dc, gates[F, t], out=dc)      # dc_{t-1} = dc f
-            if masks is None:
-                numpy.matmul(dz[t].reshape(B, 4 * H), UT, out=dh)
-            else:
-                numpy.matmul(dz_t, UT, out=dh_gates)
-                numpy.multiply(dh_gates, masks, out=dh_gates)
-                numpy.sum(dh_gates, axis=0, out=dh)
+    chunk_factors = functools.partial(gate_factors, cache, P=factors, Pc=dc_factors)
+    for t, k, (P, Pc) in backward_steps(T, CHUNK, chunk_factors, dh, dhs):
+        # dc = dc_next + dh * o * (1 - tanh(c)^2)
+        numpy.multiply(dh, Pc[k], out=tmp)
+        numpy.add(dc, tmp, out=dc)
+        # dz_o = dh * [tanh(c) o (1 - o)];  dz_i, dz_f, dz_c = dc * [g i (1 - i), c_prev f (1 - f), i (1 - g^2)]
+        dz_t = dz[t].transpose(1, 0, 2)
+        numpy.multiply(dh, P[GATE_O, k], out=dz_t[3])
+        numpy.multiply(dc, P[DC_GATES, k], out=dz_t[0:3])
+        numpy.multiply(dc, gates[GATE_F, t], out=dc)      # dc_{t-1} = dc f
+        if recurrent_mask is None:
+            numpy.matmul(dz[t].reshape(B, 4 * H), UT, out=dh)
+        else:
+            numpy.matmul(dz_t, UT, out=dh_gates)
+            numpy.multiply(dh_gates, recurrent_mask, out=dh_gates)
+            numpy.sum(dh_gates, axis=0, out=dh)
 
     dz = dz.reshape(T, B, 4 * H)
-    return dz, dz, recurrent_kernel_gradient(cache, dz), (dh, dc)
+    # each gate multiplied its own masked h: h_ins is in the kernel's order, gate j of Keras's is KERAS[j]
+    h_in = cache.hs[:-1] if cache.h_ins is None else [cache.h_ins[KERAS[j]] for j in range(4)]
+    return dz, dz, recurrent_kernel_gradient(h_in, dz), (dh, dc)
 
 
 def gate_factors(cache, start, end, P, Pc):
@@ -203,24 +192,13 @@ def gate_factors(cache, start, end, P, Pc):
     o, i, f, g = a
     numpy.multiply(a, a, out=P)
     numpy.subtract(a[SIGMOID], P[SIGMOID], out=P[SIGMOID])
-    numpy.subtract(1, P[G], out=P[G])
-    numpy.multiply(P[O], tanh_c, out=P[O])
-    numpy.multiply(P[I], g, out=P[I])
-    numpy.multiply(P[F], c_prev, out=P[F])
-    numpy.multiply(P[G], i, out=P[G])
+    numpy.subtract(1, P[GATE_G], out=P[GATE_G])
+    numpy.multiply(P[GATE_O], tanh_c, out=P[GATE_O])
+    numpy.multiply(P[GATE_I], g, out=P[GATE_I])
+    numpy.multiply(P[GATE_F], c_prev, out=P[GATE_F])
+    numpy.multiply(P[GATE_G], i, out=P[GATE_G])
     numpy.multiply(tanh_c, tanh_c, out=Pc)
     numpy.subtract(1, Pc, out=Pc)
     numpy.multiply(Pc, o, out=Pc)
     return P, Pc
 
-
-def recurrent_kernel_gradient(cache, dz):
-    """dU = sum_t h_in_t^T dz_t over all timesteps at once: (H, 4H), Keras's order. dz: (T, B, 4H)."""
-    T, B, H4 = dz.shape
-    H = H4 // 4
-    dz = dz.reshape(T * B, H4)
-    if cache.h_ins is None:
-        return cache.hs[:-1].reshape(T * B, H).T @ dz
-    # each gate multiplied its own masked h: h_ins is in the kernel's order, gate j of Keras's is KERAS[j]
-    return numpy.concatenate([cache.h_ins[KERAS[j]].reshape(T * B, H).T @ dz[:, j * H:(j + 1) * H]
-                              for j in range(4)], axis=1)

@@ -13,29 +13,31 @@ What is arranged differently, and why (the ideas of cpu_lstm.py, which has the m
   them with ``out=``. The input projection (forward) and the weight, bias and input gradients (backward) are
   products over all timesteps, outside the loops.
 - The backward's only recurrence-independent factor, tanh' = 1 - h^2 from the outputs, is computed for CHUNK steps
-  per call; a step is then dh += dh_out, da = dh * factor, dh = da U^T (* mask).
+  per call (in ``bptt.backward_steps``, the chunked loop every CPU kernel shares); a step is then dh += dh_out,
+  da = dh * factor, dh = da U^T (* mask).
 - Recurrent dropout keeps Keras's mask (the layer draws it: (1, B, H), the G = 1 case of the per-gate masks).
 
 A pure function of arrays (see deeprnn/kernels/__init__.py): the layer (``RNN.forward``) projects the inputs, draws
 the masks, resolves the initial state and packages the outputs. It takes NumPy float32/float64 arrays of one dtype,
 T >= 1; the SimpleRNN decides whether its math is the one computed here (tanh, the reference step).
 """
+import functools
 from collections import namedtuple
 
 import numpy
 
-from .cpu_lstm import unsupported  # noqa: F401  the same claim: NumPy float arrays of one dtype
+from .bptt import backward_steps, recurrent_kernel_gradient, unsupported  # noqa: F401  (unsupported: the claim)
 
 NAME = "cpu_simple_rnn"
 
 # timesteps whose tanh' the backward computes in one go (CHUNK x B x H floats)
 CHUNK = 16
 
-SimpleRNNKernelCache = namedtuple("SimpleRNNKernelCache", "hs h_ins recurrent_masks")
+SimpleRNNKernelCache = namedtuple("SimpleRNNKernelCache", "hs h_ins recurrent_mask")
 
 
-def forward(xw, U, initial_state, recurrent_masks, ws):
-    """The SimpleRNN's forward loop. xw: (T, B, H) = x_t W + b; U: (H, H); initial_state (h_0,); recurrent_masks:
+def forward(xw, U, initial_state, recurrent_mask, ws):
+    """The SimpleRNN's forward loop. xw: (T, B, H) = x_t W + b; U: (H, H); initial_state (h_0,); recurrent_mask:
     None or (1, B, H); ws: a Workspace.
 
     Returns (hs (T, B, H), (h_T,), cache).
@@ -43,7 +45,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
     T, B, H = xw.shape
     dtype = xw.dtype
     (h0,) = initial_state
-    mask = None if recurrent_masks is None else recurrent_masks[0]
+    mask = None if recurrent_mask is None else recurrent_mask[0]
     hs = ws.empty((T + 1, B, H), dtype)                # hs[t] = h_{t-1}: hs[0] is the initial state
     hs[0] = h0
     h_ins = None if mask is None else ws.empty((T, B, H), dtype)
@@ -57,7 +59,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws):
         numpy.matmul(h_in, U, out=h)
         numpy.add(h, xw[t], out=h)
         numpy.tanh(h, out=h)
-    return hs[1:], (hs[T].copy(),), SimpleRNNKernelCache(hs, h_ins, recurrent_masks)
+    return hs[1:], (hs[T].copy(),), SimpleRNNKernelCache(hs, h_ins, recurrent_mask)
 
 
 def backward(dhs, d_final, cache, U, ws):
@@ -69,23 +71,24 @@ def backward(dhs, d_final, cache, U, ws):
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dtype = hs.dtype
     dh = numpy.array(d_final[0], dtype=dtype)          # a copy: the loop updates it in place
-    mask = None if cache.recurrent_masks is None else cache.recurrent_masks[0]
+    mask = None if cache.recurrent_mask is None else cache.recurrent_mask[0]
     UT = numpy.ascontiguousarray(U.T)
     da = ws.empty((T, B, H), dtype)
     factors = ws.empty((CHUNK, B, H), dtype)
-    for end in range(T, 0, -CHUNK):
-        start = max(0, end - CHUNK)
-        tanh_derivative = factors[:end - start]
-        numpy.multiply(hs[start + 1:end + 1], hs[start + 1:end + 1], out=tanh_derivative)
-        numpy.subtract(1, tanh_derivative, out=tanh_derivative)          # 1 - h^2
-        for t in reversed(range(start, end)):
-            if dhs is not None:
-                numpy.add(dh, dhs[t], out=dh)
-            numpy.multiply(dh, tanh_derivative[t - start], out=da[t])   # da = dh (1 - h^2)
-            numpy.matmul(da[t], UT, out=dh)                               # dh_{t-1} = da U^T (* mask)
-            if mask is not None:
-                numpy.multiply(dh, mask, out=dh)
-    h_ins = hs[:-1] if cache.h_ins is None else cache.h_ins
-    # dU = sum_t h_in_t^T da_t: one product over all timesteps
-    dU = h_ins.reshape(T * B, H).T @ da.reshape(T * B, H)
-    return da, da, dU, (dh,)
+    chunk_factors = functools.partial(tanh_derivatives, cache, P=factors)
+    for t, k, tanh_derivative in backward_steps(T, CHUNK, chunk_factors, dh, dhs):
+        numpy.multiply(dh, tanh_derivative[k], out=da[t])   # da = dh (1 - h^2)
+        numpy.matmul(da[t], UT, out=dh)                       # dh_{t-1} = da U^T (* mask)
+        if mask is not None:
+            numpy.multiply(dh, mask, out=dh)
+    h_in = hs[:-1] if cache.h_ins is None else cache.h_ins
+    return da, da, recurrent_kernel_gradient(h_in, da), (dh,)
+
+
+def tanh_derivatives(cache, start, end, P):
+    """tanh'(a_t) = 1 - h_t^2 from the outputs, for start <= t < end: P (K, B, H)."""
+    h = cache.hs[start + 1:end + 1]
+    P = P[:end - start]
+    numpy.multiply(h, h, out=P)
+    numpy.subtract(1, P, out=P)
+    return P

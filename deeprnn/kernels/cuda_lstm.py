@@ -45,7 +45,7 @@ import numpy
 NAME = "cuda_lstm"
 GEMM = "cublas"   # or "cupy": how the per-step recurrent products are issued (see the module docstring)
 
-CudaLSTMCache = namedtuple("CudaLSTMCache", "gates hs cs tanh_cs h_ins recurrent_masks")
+CudaLSTMCache = namedtuple("CudaLSTMCache", "gates hs cs tanh_cs h_ins recurrent_mask")
 
 # -- the two fused step kernels ----------------------------------------------------------------------------------------
 # One thread per (b, j) of the (B, H) state. Gate k of that element lives at gates[b*4H + k*H + j] in a (B, 4H)
@@ -260,9 +260,9 @@ def as_device_masks(masks, xp):
 
 
 # -- forward -----------------------------------------------------------------------------------------------------------
-def forward(xw, U, initial_state, recurrent_masks, ws=None):
+def forward(xw, U, initial_state, recurrent_mask, ws=None):
     """The LSTM's forward loop. xw: (T, B, 4H) = x_t W + b, Keras's order; U: (H, 4H); initial_state (h_0, c_0);
-    recurrent_masks: None or (4, B, H) per gate. ``ws`` is unused: CuPy's memory pool already reuses buffers.
+    recurrent_mask: None or (4, B, H) per gate. ``ws`` is unused: CuPy's memory pool already reuses buffers.
 
     Returns (hs (T, B, H), (h_T, c_T), cache).
     """
@@ -271,9 +271,9 @@ def forward(xw, U, initial_state, recurrent_masks, ws=None):
     H, dtype = H4 // 4, xw.dtype
     h0, c0 = initial_state
     gates = xp.array(xw, dtype=dtype)               # a copy the step kernel overwrites with the activated gates
-    recurrent_masks = as_device_masks(recurrent_masks, xp)
+    recurrent_mask = as_device_masks(recurrent_mask, xp)
 
-    per_gate = recurrent_masks is not None
+    per_gate = recurrent_mask is not None
     hs = xp.empty((T + 1, B, H), dtype=dtype)       # hs[t] = h_{t-1}: hs[0] is the initial state
     cs = xp.empty((T + 1, B, H), dtype=dtype)
     hs[0], cs[0] = h0, c0
@@ -282,10 +282,10 @@ def forward(xw, U, initial_state, recurrent_masks, ws=None):
         # h_ins[t] = h_{t-1} * mask_k per gate: what step t's product multiplies (and dU needs); slot T is the
         # last step's write, never read
         h_ins = xp.empty((T + 1, 4, B, H), dtype=dtype)
-        xp.multiply(h0[None], recurrent_masks, out=h_ins[0])
+        xp.multiply(h0[None], recurrent_mask, out=h_ins[0])
         U_rec, zh = gate_major(U, xp), xp.empty((4, B, H), dtype=dtype)
         gemm = make_gemm(dtype, B, H, H, batch=4)
-        mask, unused = recurrent_masks, None
+        mask, unused = recurrent_mask, None
     else:
         h_ins = None
         U_rec, zh = xp.ascontiguousarray(U), xp.empty((B, 4 * H), dtype=dtype)
@@ -305,7 +305,7 @@ def forward(xw, U, initial_state, recurrent_masks, ws=None):
 
     final = (hs[T].copy(), cs[T].copy())
     return hs[1:], final, CudaLSTMCache(gates, hs, cs, tanh_cs, None if h_ins is None else h_ins[:T],
-                                        recurrent_masks)
+                                        recurrent_mask)
 
 
 # -- backward ----------------------------------------------------------------------------------------------------------
@@ -324,13 +324,13 @@ def backward(dhs, d_final, cache, U, ws=None):
     zeros = xp.zeros((B, H), dtype)
     dy_tm = None if dhs is None else xp.ascontiguousarray(xp.asarray(dhs, dtype=dtype))   # (T, B, H)
 
-    masks = cache.recurrent_masks
-    per_gate = masks is not None
+    recurrent_mask = cache.recurrent_mask
+    per_gate = recurrent_mask is not None
     if per_gate:   # dz gate-major (T, 4, B, H); dh = sum_k (dz_k U_k^T) * mask_k, the product (4, B, H) @ (4, H, H)
         dz = xp.empty((T, 4, B, H), dtype=dtype)
         UT, dh_rec = gate_major_transposed(U, xp), xp.empty((4, B, H), dtype=dtype)
         gemm = make_gemm(dtype, B, H, H, batch=4)
-        mask = masks
+        mask = recurrent_mask
     else:          # dz (T, B, 4H) in Keras's order; dh = dz U^T, one (B, 4H) @ (4H, H) product
         dz = xp.empty((T, B, 4 * H), dtype=dtype)
         UT, dh_rec = xp.ascontiguousarray(U.T), xp.empty((B, H), dtype=dtype)
@@ -347,7 +347,7 @@ def backward(dhs, d_final, cache, U, ws=None):
                 step_backward(dh_rec, mask, dy_t, gates[t], tanh_cs[t], cs[t], H, int(per_gate), int(per_gate),
                               dc, dz[t])
         gemm(dz[0], UT, dh_rec)                     # the gradient of the initial h
-    dh_0 = (dh_rec * masks).sum(axis=0) if per_gate else dh_rec
+    dh_0 = (dh_rec * recurrent_mask).sum(axis=0) if per_gate else dh_rec
 
     if per_gate:
         dz_g = dz.transpose(1, 0, 2, 3).reshape(4, T * B, H)                               # (4, T*B, H)

@@ -9,10 +9,11 @@ reset_after=False, bias b: (3H,) on the input side only:
 Backward (one step), given dh:
     dz = dh * (h_{t-1} - n)    dn = dh * (1 - z)    da_n = dn * (1 - n^2)
     reset_after=True:  dh_h = da_n * r,  dr = da_n * h_h
-    reset_after=False: d(r h) = da_n U_h^T,  dr = d(r h) * h_{t-1}
+    reset_after=False: d_h_reset = da_n U_h^T,  dr = d_h_reset * h_in_h
     da_z = dz * z(1-z)   da_r = dr * r(1-r)
     reset_after=True:  dh_{t-1} = dh * z + [da_z | da_r | dh_h] U^T
-    reset_after=False: dh_{t-1} = dh * z + [da_z | da_r] U_zr^T + d(r h) * r     (d(r h) is d_h_reset)
+    reset_after=False: dh_{t-1} = dh * z + [da_z | da_r] U_zr^T + d_h_reset * r
+where h_in_h, the h block's recurrent input, is h_{t-1} (times its mask R_h with recurrent dropout).
 See docs/gru.md. These step functions are the reference. ``implementation="auto"`` (the default) runs the same
 math, both variants, through ``deeprnn/kernels/cpu_gru.py`` on NumPy (the GPU runs these lines);
 ``implementation="reference"`` always runs these lines.
@@ -31,6 +32,7 @@ class GRU(RNN):
 
     gates = 3
     state_size = 1
+    step_cache = GRUStep
     fused_kernels = (cpu_gru,)
 
     def __init__(self, units, reset_after=True, **kwargs):
@@ -66,17 +68,17 @@ class GRU(RNN):
             z, r = self.recurrent_activation(a_z), self.recurrent_activation(a_r)
             a_n = x_h + r * h_h
         else:
-            masked = recurrent_input(h_prev, recurrent_mask)
-            h_zr_in = masked if recurrent_mask is None else masked[:2]
-            h_z, h_r = gate_blocks(recurrent_matmul(h_zr_in, U_zr), 2)
+            h_in_gates = recurrent_input(h_prev, recurrent_mask)   # h_prev, or per gate (3, B, H)
+            h_in_z, h_in_r, h_in_h = (h_prev,) * 3 if recurrent_mask is None else h_in_gates
+            h_in_zr = h_prev if recurrent_mask is None else h_in_gates[:2]
+            h_z, h_r = gate_blocks(recurrent_matmul(h_in_zr, U_zr), 2)
             a_z, a_r = x_z + h_z, x_r + h_r
             z, r = self.recurrent_activation(a_z), self.recurrent_activation(a_r)
-            h_reset = r * (masked if recurrent_mask is None else masked[2])
+            h_reset = r * h_in_h
             a_n = x_h + h_reset @ U_h
             h_h = None
             # per-gate recurrent inputs, so dU is one product per block after the loop
-            h_in = xp.stack([masked, masked, h_reset]) if recurrent_mask is None else \
-                xp.stack([masked[0], masked[1], h_reset])
+            h_in = xp.stack([h_in_z, h_in_r, h_reset])
         n = self.activation(a_n)
         h = z * h_prev + (1 - z) * n
         return (h,), GRUStep(h_in, h_prev, z, r, n, a_z, a_r, a_n, h_h)
@@ -100,9 +102,9 @@ class GRU(RNN):
         else:
             H = self.units
             U_zr, U_h = self.U.value[:, :2 * H], self.U.value[:, 2 * H:]
-            h_masked_h = h_prev if recurrent_mask is None else h_prev * recurrent_mask[2]
+            h_in_h = h_prev if recurrent_mask is None else h_prev * recurrent_mask[2]
             d_h_reset = da_n @ U_h.T
-            dr = d_h_reset * h_masked_h
+            dr = d_h_reset * h_in_h
             da_z, da_r = dz * d_rec(cache.a_z, z), dr * d_rec(cache.a_r, r)
             d_zr = xp.concatenate([da_z, da_r], axis=-1)
             dzh = xp.concatenate([d_zr, da_n], axis=-1)

@@ -28,6 +28,7 @@ class LSTM(RNN):
 
     gates = 4
     state_size = 2
+    step_cache = LSTMStep
     fused_kernels = (cuda_lstm, cpu_lstm)   # each claims its own device's arrays
 
     def __init__(self, units, unit_forget_bias=True, **kwargs):

@@ -2,8 +2,8 @@
 
 A cell family (``SimpleRNN``, ``LSTM``, ``GRU``) supplies two functions, one timestep each:
 
-    state, step_cache = cell.step_forward(xw_t, state, masks)
-    dxw_t, dzh_t, d_state_prev = cell.step_backward(d_state, step_cache, masks)
+    state, step_cache = cell.step_forward(xw_t, state, recurrent_mask)
+    dxw_t, dzh_t, d_state_prev = cell.step_backward(d_state, step_cache, recurrent_mask)
 
 where ``xw_t = x_t W + b`` is the input projection (B, G*H) with G gate blocks, and ``dzh_t`` is the gradient
 of the recurrent pre-activation ``h_in U`` (B, G*H). Everything that does not depend on the previous step is
@@ -22,25 +22,35 @@ gradient checks prove; ``"fused"`` runs one of the cell's ``fused_kernels`` (dee
 arranged for speed, held to the reference by tests/test_fast_paths.py) and raises if none can take the call;
 ``"auto"`` takes a kernel where one computes the same thing. Either way ``RNN.forward``/``RNN.backward`` do all the
 bookkeeping (shapes, go_backwards, masks, the input projection, initial and carried state, outputs) once: a kernel
-gets arrays and returns arrays. ``DEEPRNN_REFERENCE=1`` in the environment makes ``"reference"`` the default.
+gets arrays and returns arrays. A layer made without ``implementation`` takes ``default_implementation()``:
+``"reference"`` when the environment has ``DEEPRNN_REFERENCE=1`` as the layer is made, else ``"auto"``.
 """
+import abc
 import os
 from collections import namedtuple
 
 from .. import activations, arguments, backend
+from ..kernels.bptt import recurrent_kernel_gradient
 from ..kernels.workspace import workspace
 from .base import Backward, Layer, as_floatx
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
-DEFAULT_IMPLEMENTATION = ("reference" if os.environ.get("DEEPRNN_REFERENCE", "").strip().lower()
-                          in ("1", "true", "yes", "on") else "auto")
+# what a cell's step cache must hold for RNN.backward (the recurrent input, for dU after the loop)
+STEP_CACHE_FIELDS = ("h_in",)
 
 DropoutMasks = namedtuple("DropoutMasks", "input recurrent")
 
 
-class SequenceCache(namedtuple("SequenceCache", "x_tm masks initial_state loop kernel batch_size")):
-    """What ``RNN.backward`` needs: the time-major input, the masks, the initial state, and the loop's own cache
-    (the step caches of the reference loop, or the cache of the kernel that ran it)."""
+def default_implementation():
+    """The ``implementation`` of a layer made without one: ``"reference"`` if ``DEEPRNN_REFERENCE`` is 1 (true,
+    yes, on) in the environment now, else ``"auto"``."""
+    value = os.environ.get("DEEPRNN_REFERENCE", "").strip().lower()
+    return "reference" if value in ("1", "true", "yes", "on") else "auto"
+
+
+class SequenceCache(namedtuple("SequenceCache", "x_tm dropout_masks initial_state loop kernel batch_size")):
+    """What ``RNN.backward`` needs: the time-major input, the dropout masks, the initial state, and the loop's own
+    cache (the step caches of the reference loop, or the cache of the kernel that ran it)."""
 
     @property
     def implementation(self):
@@ -72,9 +82,9 @@ def time_matmul(a, M):
     return (a.reshape(T * B, K) @ M).reshape(T, B, M.shape[-1])
 
 
-def recurrent_input(h, mask):
+def recurrent_input(h, recurrent_mask):
     """What the recurrent kernel multiplies: h itself, or one masked copy per gate block (G, B, H)."""
-    return h if mask is None else h * mask
+    return h if recurrent_mask is None else h * recurrent_mask
 
 
 def recurrent_matmul(h_in, U):
@@ -85,36 +95,76 @@ def recurrent_matmul(h_in, U):
     return xp.concatenate([h_in[k] @ U_k for k, U_k in enumerate(gate_blocks(U, h_in.shape[0]))], axis=-1)
 
 
-def recurrent_matmul_backward(dzh, U, mask):
-    """Gradient of h_in U with respect to h, given mask (None or (G, B, H))."""
-    if mask is None:
+def recurrent_matmul_backward(dzh, U, recurrent_mask):
+    """Gradient of h_in U with respect to h, given recurrent_mask (None or (G, B, H))."""
+    if recurrent_mask is None:
         return dzh @ U.T
-    G = mask.shape[0]
+    G = recurrent_mask.shape[0]
     dh = 0
     for k, (dz_k, U_k) in enumerate(zip(gate_blocks(dzh, G), gate_blocks(U, G))):
-        dh = dh + (dz_k @ U_k.T) * mask[k]
+        dh = dh + (dz_k @ U_k.T) * recurrent_mask[k]
     return dh
 
 
-class RNN(Layer):
+def stacked_recurrent_input(step_caches):
+    """The steps' ``h_in`` over time, as ``recurrent_kernel_gradient`` takes it: one (T, B, H) array, or G arrays
+    (T, B, H), one per gate block, when the steps' h_in is per gate (G, B, H)."""
+    xp = backend.array_module(step_caches[0].h_in)
+    if step_caches[0].h_in.ndim == 2:
+        return xp.stack([c.h_in for c in step_caches])
+    return [xp.stack([c.h_in[k] for c in step_caches]) for k in range(step_caches[0].h_in.shape[0])]
+
+
+class RNN(Layer, abc.ABC):
     """Base class of the recurrent layers: Keras's arguments and outputs, the BPTT loops, dropout masks.
 
-    Subclasses set ``gates`` and ``state_size`` (1 for h, 2 for h and c), implement ``step_forward``/
-    ``step_backward``, and list in ``fused_kernels`` the kernels that run their loops fused (tried in order).
+    What a cell provides (checked when its class is defined, and by ``abc`` when it is made):
+
+    - ``gates`` (G, the number of gate blocks of W, U and the bias) and ``state_size`` (1 for h, 2 for h and c);
+    - ``step_forward(xw_t, state, recurrent_mask) -> (state, step_cache)`` and
+      ``step_backward(d_state, step_cache, recurrent_mask) -> (dxw_t, dzh_t, d_state_prev)``;
+    - ``step_cache``: the namedtuple class ``step_forward`` returns, with the fields of ``STEP_CACHE_FIELDS``
+      (``h_in``: what U multiplied, (B, H) or per gate (G, B, H));
+    - optionally ``fused_kernels``, the kernels that run its loops fused (tried in order), and
+      ``kernel_options``/``input_bias``/``bias_shape``/``bias_gradient`` where its bias is not one (G*H,) vector.
     """
 
     gates = 1
     state_size = 1
+    step_cache = None
     fused_kernels = ()
     # what the kernels hard-code: a layer with other activations runs the reference
     fused_activations = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+
+    def __init_subclass__(cls, **kwargs):
+        """A cell class (one whose step functions are defined) declares its step cache with ``STEP_CACHE_FIELDS``."""
+        super().__init_subclass__(**kwargs)
+        if getattr(cls.step_forward, "__isabstractmethod__", False):
+            return
+        fields = getattr(cls.step_cache, "_fields", None)
+        if fields is None or not set(STEP_CACHE_FIELDS) <= set(fields):
+            raise TypeError(f"{cls.__name__}: an RNN cell sets step_cache to the namedtuple its step_forward returns, "
+                            f"with the fields {', '.join(STEP_CACHE_FIELDS)} (got {cls.step_cache!r})")
+        for name in ("gates", "state_size"):
+            value = getattr(cls, name)
+            if not isinstance(value, int) or value < 1:
+                raise TypeError(f"{cls.__name__}: an RNN cell sets {name} to a positive int, got {value!r}")
+
+    @abc.abstractmethod
+    def step_forward(self, xw_t, state, recurrent_mask):
+        """One timestep: xw_t (B, G*H) = x_t W + b, state a tuple of (B, H). Returns (state, step_cache)."""
+
+    @abc.abstractmethod
+    def step_backward(self, d_state, step_cache, recurrent_mask):
+        """One timestep back: d_state like the state. Returns (dxw_t, dzh_t, d_state_prev), dxw_t and dzh_t
+        (B, G*H) the gradients of the input projection and of the recurrent pre-activation h_in U."""
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, implementation=None, name=None):
         super().__init__(name)
-        implementation = DEFAULT_IMPLEMENTATION if implementation is None else implementation
+        implementation = default_implementation() if implementation is None else implementation
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"{type(self).__name__}: implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
                              f"got {implementation!r}")
@@ -238,16 +288,6 @@ class RNN(Layer):
             dx = dx + time_matmul(dxw_k, W_k.T) * input_mask[k]
         return dx, xp.concatenate(dW_blocks, axis=-1)
 
-    def recurrent_kernel_gradient(self, h_ins, dzh):
-        """dU = sum_t h_in_t^T dzh_t as products over all timesteps. h_ins: (T, B, H) or (T, G, B, H)."""
-        xp = backend.array_module(dzh)
-        H = self.units
-        if h_ins.ndim == 3:
-            return h_ins.reshape(-1, H).T @ dzh.reshape(-1, dzh.shape[-1])
-        G = h_ins.shape[1]
-        return xp.concatenate([h_ins[:, k].reshape(-1, H).T @ dz_k.reshape(-1, H)
-                               for k, dz_k in enumerate(gate_blocks(dzh, G))], axis=-1)
-
     # -- which code runs the loops -----------------------------------------------------------------------------------
     def fused_ineligibility(self):
         """Why no kernel can stand in for this layer's step functions (None when one can)."""
@@ -362,12 +402,13 @@ class RNN(Layer):
                 d_state = (d_state[0] + dy,) + d_state[1:]
 
         if cache.kernel is None:
-            dxw, dzh, d_initial = self.reference_loop_backward(dhs, d_state, cache.loop, cache.masks.recurrent)
-            dU = self.recurrent_kernel_gradient(xp.stack([c.h_in for c in cache.loop]), dzh)
+            dxw, dzh, d_initial = self.reference_loop_backward(dhs, d_state, cache.loop,
+                                                               cache.dropout_masks.recurrent)
+            dU = recurrent_kernel_gradient(stacked_recurrent_input(cache.loop), dzh)
         else:
             dxw, dzh, dU, d_initial = cache.kernel.backward(dhs, d_state, cache.loop, self.U.value, workspace(self))
 
-        dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.masks.input)
+        dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.dropout_masks.input)
         grads = [dW, dU]
         if self.use_bias:
             grads.append(self.bias_gradient(dxw, dzh))

@@ -18,6 +18,7 @@ class SimpleRNN(RNN):
 
     gates = 1
     state_size = 1
+    step_cache = SimpleRNNStep
     fused_kernels = (cpu_simple_rnn,)
     fused_activations = {"activation": "tanh"}   # no gates, so no recurrent activation
 
