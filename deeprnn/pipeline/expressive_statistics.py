@@ -114,8 +114,9 @@ class HitScores:
         return result
 
 
-def hit_scores(model, sequences, encoding, steps_of, tokenizer, baselines=None):
-    """HitScores of a drum-grid model on whole pieces (each token given all earlier tokens of its piece).
+def hit_scores(model, sequences, encoding, steps_of, tokenizer, baselines=None, labels=None):
+    """HitScores of a drum-grid model on whole pieces (each token given all earlier tokens of its piece, and for a
+    conditioned model its piece's label ids ``labels[p]``).
 
     Step tokens give the hit NLL per step. Hit tokens (when the tokenizer has them; ``baselines`` then needed):
     with q(b_v, b_o) the model's probability of each hit token, the velocity NLL is -log sum_o q(b_v, o) and the
@@ -128,7 +129,7 @@ def hit_scores(model, sequences, encoding, steps_of, tokenizer, baselines=None):
         V, O, first = tokenizer.velocity_bins, tokenizer.offset_bins, tokenizer.first_hit_token
         v_centres, o_centres = velocity_centres(tokenizer), offset_centres(tokenizer)
     classes_of = [hit_classes(piece, tokenizer) for piece in sequences]
-    for chunk in piece_distributions(model, sequences, encoding, steps_of):
+    for chunk in piece_distributions(model, sequences, encoding, steps_of, labels=labels):
         picked = numpy.take_along_axis(chunk.probs, chunk.targets[..., None].astype(numpy.int64), axis=-1)[..., 0]
         nll = clipped_nll(picked)
         steps = chunk.valid & (chunk.targets < NUM_MASKS)
