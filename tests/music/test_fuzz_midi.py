@@ -8,14 +8,16 @@ it keeps it or skips it, and the good file beside it is always kept.
 
 from __future__ import annotations
 
+import io
 import math
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deeprnn.music import DrumGridTokenizer, MidiReadError, read_events, tokenize_corpus
+from deeprnn.music import DrumGridTokenizer, MidiReadError, midi_io, read_events, tokenize_corpus
 
 from hostile_midi import END_OF_TRACK, chunk, header, meta, midi_file, note, variable_length
 
@@ -137,3 +139,72 @@ def test_the_corpus_survives_any_hostile_file_beside_a_good_one(tmp_path, data):
 @given(data=st.one_of(any_bytes, damaged(hostile_files)))
 def test_the_corpus_survives_hostile_files_many_examples(tmp_path, data):
     check_corpus(tmp_path, data)
+
+
+# --- running status across meta events (issue 22, class 7): we read what mido reads ------------------------------
+CHANNEL_STATUSES = [0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0]
+events_of_a_track = st.lists(st.one_of(
+    st.tuples(st.just("channel"), deltas, st.sampled_from(CHANNEL_STATUSES), st.integers(0, 15),
+              st.lists(st.integers(0, 127), min_size=2, max_size=2), st.booleans()),
+    # text, track name, marker, sequencer-specific; and tempo changes (which mido checks, so they are valid ones)
+    st.tuples(st.just("meta"), deltas, st.sampled_from([0x01, 0x03, 0x06, 0x7F]),
+              st.lists(st.integers(0x20, 0x7E), max_size=6).map(bytes)),
+    st.tuples(st.just("meta"), deltas, st.just(0x51), st.integers(1, 0xFFFFFF).map(lambda v: v.to_bytes(3, "big"))),
+    st.tuples(st.just("sysex"), deltas, st.lists(st.integers(0, 127), max_size=6).map(bytes))), max_size=16)
+
+
+def track_bytes(events) -> bytes:
+    """A valid track of these events; a channel message that asks to repeat the running status (`again`) is
+    written without a status byte, as one more message of the status still running. Meta events leave running
+    status running, as files in the wild do; a system-exclusive event ends it (the standard's rule, which files
+    keep)."""
+    body, running = b"", None
+    for kind, delta, *rest in events:
+        body += variable_length(delta)
+        if kind == "channel":
+            status, channel, data, again = rest
+            status = running if again and running is not None else status | channel
+            count = 1 if status & 0xF0 in (0xC0, 0xD0) else 2
+            body += (b"" if status == running else bytes([status])) + bytes(data[:count])
+            running = status
+        elif kind == "meta":
+            meta_type, data = rest
+            body += bytes([0xFF, meta_type]) + variable_length(len(data)) + data
+        else:
+            body += b"\xf0" + variable_length(len(rest[0]) + 1) + rest[0] + b"\xf7"
+            running = None
+    return body + END_OF_TRACK
+
+
+def mido_channel_messages(data: bytes) -> list[tuple]:
+    import mido
+
+    messages = []
+    for track in mido.MidiFile(file=io.BytesIO(data)).tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if not message.is_meta and message.type != "sysex":
+                status, *values = message.bytes()
+                messages.append((tick, status & 0xF0, (status & 0x0F) + 1, *values))
+    return messages
+
+
+@FUZZ
+@given(tracks=st.lists(events_of_a_track, min_size=1, max_size=2))
+def test_channel_messages_in_running_status_after_meta_events_are_read_as_mido_reads_them(tracks):
+    data = midi_file(*(track_bytes(events) for events in tracks))
+    _, bodies = midi_io._split_chunks(Path("fuzz.mid"), data)
+    ours = [message for index, body in enumerate(bodies)
+            for message in midi_io._track_messages(Path("fuzz.mid"), index, body) if message[1] != "meta"]
+    assert ours == mido_channel_messages(data)
+
+
+def test_a_note_in_running_status_after_a_tempo_event_is_read(tmp_path):
+    """Two kicks, the second in running status after a tempo change: refused as corrupt before issue 22."""
+    running = (variable_length(0) + bytes([0x99, 36, 100]) + meta(240, 0x51, (500_000).to_bytes(3, "big"))
+               + variable_length(240) + bytes([36, 90]) + variable_length(60) + bytes([36, 0]) + END_OF_TRACK)
+    path = tmp_path / "running.mid"
+    path.write_bytes(midi_file(running))
+    events = read_events(path).events
+    assert [(event.start, event.pitch, event.velocity) for event in events] == [(0.0, 36, 100), (1.0, 36, 90)]
