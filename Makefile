@@ -36,7 +36,7 @@ test-all: $(TEST_STAMP)
 	OPENBLAS_NUM_THREADS=1 KERAS_BACKEND=jax $(PY) -m pytest -ra
 
 train: $(MUSIC_STAMP)
-	$(DEEPRNN) train --out $(OUT) --time-budget $(BUDGET) --epochs 100 --seed $(SEED) $(ARGS)
+	DEEPRNN_CALLED_AS="make train" $(DEEPRNN) train --out $(OUT) --time-budget $(BUDGET) --epochs 100 --seed $(SEED) $(ARGS)
 	$(DEEPRNN) generate --checkpoint $(OUT)/best.npz --out $(OUT)/generated.mid --seed $(SEED) --include-primer --plot $(WAV)
 	$(DEEPRNN) evaluate --checkpoint $(OUT)/best.npz --split test --json $(OUT)/test.json
 	@echo
