@@ -18,11 +18,15 @@ order. A recurrent layer keeps them in its cell:
 
 deeprnn's layers store their weights in the same order and shapes (GRU's bias included), so moving them is a copy.
 
-Files from elsewhere are read defensively: a ``.keras`` member larger than ``MAX_CONFIG_BYTES`` /
-``MAX_WEIGHTS_BYTES`` is refused before it is read; an HDF5 file with external or soft links, external storage or
-virtual datasets (ways to make it read other files) is refused; every dataset's shape and type are checked against
-the model before its data is read. Every problem with the file is a ValueError naming it (FileNotFoundError when
-it is missing).
+Files from elsewhere are read defensively, by the rules of ``serialization`` for deeprnn's own files: the path
+must be a regular file; a ``.keras`` member larger than ``MAX_CONFIG_BYTES`` / ``MAX_WEIGHTS_BYTES``, or declaring
+more than ``serialization.MAX_INFLATION`` times its stored size, is refused before it is inflated; config.json's
+size and nesting depth are checked before it is parsed; the architecture may declare no more parameters than the
+weights member can hold (counted before any layer is built, so 480 bytes declaring ``LSTM(6000)`` allocate
+nothing); an HDF5 file with external or soft links, external storage or virtual datasets (ways to make it read
+other files) is refused; every dataset's shape and type are checked against the model before its data is read.
+Every problem with the file is a ``ModelFileError`` (a ValueError) naming it (FileNotFoundError when it is
+missing).
 """
 import io
 import json
@@ -33,9 +37,11 @@ import zipfile
 import numpy
 
 from . import layers
+from .errors import ModelFileError
+from .files import atomic_write, open_regular_file
 from .layers.recurrent import RNN
 from .model import Sequential
-from .files import atomic_write
+from .serialization import MAX_PARAMETERS, check_declared_parameters, check_member_size, parameter_limit, parse_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
@@ -90,20 +96,23 @@ def load_keras(path, model=None):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Keras file not found: {path}")
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                config_text = read_member(archive, CONFIG_NAME, MAX_CONFIG_BYTES, path)
-                weights = io.BytesIO(read_member(archive, WEIGHTS_NAME, MAX_WEIGHTS_BYTES, path))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError,
-                UnicodeDecodeError) as error:   # a member name flagged UTF-8 that is not (found by fuzzing)
-            raise ValueError(f"{path}: not a readable .keras archive ({type(error).__name__}: {error})") from None
-        if model is None:
-            model = model_from_keras_json(config_text, path)
-        load_weights_into(model, weights, path)
-        return model
+    with open_regular_file(path, MAX_CONFIG_BYTES + MAX_WEIGHTS_BYTES, "Keras file", ModelFileError) as stream:
+        if zipfile.is_zipfile(stream):
+            try:
+                with zipfile.ZipFile(stream) as archive:
+                    config_text = archive.read(member_info(archive, CONFIG_NAME, MAX_CONFIG_BYTES, path))
+                    weights_info = member_info(archive, WEIGHTS_NAME, MAX_WEIGHTS_BYTES, path)
+                    if model is None:  # before the weights are inflated: the config may declare more than they hold
+                        model = model_from_keras_json(config_text, path, *parameter_limit(weights_info.file_size))
+                    weights = io.BytesIO(archive.read(weights_info))
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError,
+                    UnicodeDecodeError) as error:   # a member name flagged UTF-8 that is not (found by fuzzing)
+                raise ModelFileError(f"{path}: not a readable .keras archive ({type(error).__name__}: "
+                                     f"{error})") from None
+            load_weights_into(model, weights, path)
+            return model
     if path.endswith(".keras"):
-        raise ValueError(f"{path}: not a readable .keras archive (not a zip file; truncated?)")
+        raise ModelFileError(f"{path}: not a readable .keras archive (not a zip file; truncated?)")
     if model is None:
         raise ValueError(f"{path}: a weights file holds no architecture; build the model and call "
                          "load_keras(path, model=model)")
@@ -111,35 +120,36 @@ def load_keras(path, model=None):
     return model
 
 
-def read_member(archive, name, max_bytes, path):
-    """The bytes of one archive member, its declared size checked before anything is read (zipfile never
-    inflates past the declared size, so the check bounds the memory)."""
+def member_info(archive, name, max_bytes, path):
+    """The ZipInfo of one archive member, its declared size checked (``serialization.check_member_size``) before
+    anything is read (zipfile never inflates past the declared size, so the check bounds the memory)."""
     try:
         info = archive.getinfo(name)
     except KeyError:
-        raise ValueError(f"{path}: not a Keras 3 .keras archive (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
-                         f"found {archive.namelist()[:10]})") from None
-    if info.file_size > max_bytes:
-        raise ValueError(f"{path}: member {name} is {info.file_size} bytes, more than the limit of {max_bytes}")
-    return archive.read(info)
+        raise ModelFileError(f"{path}: not a Keras 3 .keras archive (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
+                             f"found {archive.namelist()[:10]})") from None
+    check_member_size(info, path, max_bytes)
+    return info
 
 
-def model_from_keras_json(text, path):
-    """``model_from_keras_config`` of a config.json's text; ValueError naming the file for malformed JSON or a
-    document that is not a Keras model config."""
+def model_from_keras_json(text, path, max_parameters=MAX_PARAMETERS, why="the most a model file may declare"):
+    """``model_from_keras_config`` of a config.json's text (bytes), its size and depth checked before it is parsed;
+    ModelFileError naming the file for malformed JSON, a document that is not a Keras model config, or one declaring
+    more than ``max_parameters`` (``why``: where that limit comes from)."""
     try:
-        config = json.loads(text)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"{path}: {CONFIG_NAME} is not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: {CONFIG_NAME} must hold a JSON object, not {type(config).__name__}")
+        text = text.decode("utf-8") if isinstance(text, bytes) else text
+    except UnicodeDecodeError as error:
+        raise ModelFileError(f"{path}: {CONFIG_NAME} is not valid JSON ({error})") from None
+    config = parse_json(text, path, CONFIG_NAME)
     try:
-        return model_from_keras_config(config)
+        return model_from_keras_config(config, max_parameters, why, path)
+    except ModelFileError:
+        raise
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ModelFileError(f"{path}: {error}") from None
     except (KeyError, TypeError, AttributeError, IndexError) as error:
-        raise ValueError(f"{path}: {CONFIG_NAME} is not a Keras model config ({type(error).__name__}: {error})") \
-            from None
+        raise ModelFileError(f"{path}: {CONFIG_NAME} is not a Keras model config ({type(error).__name__}: "
+                             f"{error})") from None
 
 
 def h5py_module():
@@ -162,14 +172,14 @@ def load_weights_into(model, source, path):
     try:
         h5 = h5py.File(source, "r")
     except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 weights file ({error})") from None
+        raise ModelFileError(f"{path}: not a readable HDF5 weights file ({error})") from None
     try:
         with h5:
             refuse_links_outside(h5, path)
             weights = read_weight_arrays(h5, model, path)
     # h5py's errors on a corrupt object inside a valid file; a visit over a corrupt file can surface as SystemError
     except (OSError, KeyError, RuntimeError, SystemError) as error:
-        raise ValueError(f"{path}: corrupt HDF5 weights file ({type(error).__name__}: {error})") from None
+        raise ModelFileError(f"{path}: corrupt HDF5 weights file ({type(error).__name__}: {error})") from None
     model.set_weights(weights)
 
 
@@ -187,17 +197,17 @@ def refuse_links_outside(h5, path):
 
     found = h5.visititems_links(link_elsewhere)
     if found is not None:
-        raise ValueError(f"{path}: refusing {found[1]} {found[0]!r}: a weights file must not point elsewhere")
+        raise ModelFileError(f"{path}: refusing {found[1]} {found[0]!r}: a weights file must not point elsewhere")
     found = h5.visititems(stored_elsewhere)
     if found is not None:
-        raise ValueError(f"{path}: refusing dataset {found!r}: its data is stored outside the file")
+        raise ModelFileError(f"{path}: refusing dataset {found!r}: its data is stored outside the file")
 
 
 def read_weight_arrays(h5, model, path):
     """The arrays for ``model``'s layers, in order; every shape and type checked before any data is read."""
     h5py = h5py_module()
     if not isinstance(h5.get("layers"), h5py.Group):
-        raise ValueError(f"{path}: no 'layers' group; not a Keras 3 weights file (Keras 2 .h5 files are not read)")
+        raise ModelFileError(f"{path}: no 'layers' group; not a Keras 3 weights file (Keras 2 .h5 files are not read)")
     weights = []
     expected_groups = set()
     for layer, group_path in weight_groups(model):
@@ -206,43 +216,53 @@ def read_weight_arrays(h5, model, path):
             continue
         group = h5.get(group_path)
         if not isinstance(group, h5py.Group):
-            raise ValueError(f"{path}: no weights at {group_path!r} for layer {layer.name!r} "
+            raise ModelFileError(f"{path}: no weights at {group_path!r} for layer {layer.name!r} "
                              f"({type(layer).__name__}); the file's layers are {sorted(h5['layers'])}")
         keys = list(group)
         if len(keys) != len(layer.variables) or sorted(keys) != sorted(str(i) for i in range(len(keys))):
-            raise ValueError(f"{path}: {group_path!r} holds {keys[:10]}, layer {layer.name!r} "
+            raise ModelFileError(f"{path}: {group_path!r} holds {keys[:10]}, layer {layer.name!r} "
                              f"({type(layer).__name__}) has {len(layer.variables)} weights '0'..")
         for index, variable in enumerate(layer.variables):
             dataset = group[str(index)]
             if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
-                raise ValueError(f"{path}: {group_path}/{index} is not a numeric array")
+                raise ModelFileError(f"{path}: {group_path}/{index} is not a numeric array")
             if tuple(dataset.shape) != variable.shape:
-                raise ValueError(f"{path}: {group_path!r} has an array of shape {tuple(dataset.shape)} where layer "
+                raise ModelFileError(f"{path}: {group_path!r} has an array of shape {tuple(dataset.shape)} where layer "
                                  f"{layer.name!r} expects {variable.name!r} of shape {variable.shape}")
             array = numpy.asarray(dataset)
             if not numpy.all(numpy.isfinite(array)):
-                raise ValueError(f"{path}: {group_path}/{index} ({variable.name!r} of layer {layer.name!r}) holds "
+                raise ModelFileError(f"{path}: {group_path}/{index} ({variable.name!r} of layer {layer.name!r}) holds "
                                  f"non-finite values")
             weights.append(array)
     extra = sorted(set(h5["layers"]) - expected_groups)
     if extra:
-        raise ValueError(f"{path}: the file has weights for layers the model does not have: {extra}")
+        raise ModelFileError(f"{path}: the file has weights for layers the model does not have: {extra}")
     return weights
 
 
-def model_from_keras_config(config):
-    """A deeprnn Sequential from a Keras 3 ``config.json`` (the dict ``model.get_config()`` is wrapped in)."""
+def model_from_keras_config(config, max_parameters=MAX_PARAMETERS, why="the most a model file may declare",
+                            path="config"):
+    """A deeprnn Sequential from a Keras 3 ``config.json`` (the dict ``model.get_config()`` is wrapped in).
+
+    Its layers are made first and the parameters they declare counted without allocating them; more than
+    ``max_parameters`` is a ModelFileError naming ``path`` before any weight exists.
+    """
     class_name = config.get("class_name")
     if class_name != "Sequential":
         raise ValueError(f"only Keras Sequential models can be loaded, this one is a {class_name!r}")
     body = config["config"]
+    parts = [layer_from_keras(entry["class_name"], entry["config"]) for entry in body["layers"]]
+    inputs = [part for part in parts if isinstance(part, layers.Input)]
+    shape = (inputs[0].batch_shape if inputs
+             else body.get("build_input_shape") or (config.get("build_config") or {}).get("input_shape"))
+    if shape is not None:
+        check_declared_parameters([part for part in parts if not isinstance(part, layers.Input)], shape,
+                                  max_parameters, path, why)
     model = Sequential(name=body.get("name", "sequential"))
-    for entry in body["layers"]:
-        model.add(layer_from_keras(entry["class_name"], entry["config"]))
-    if not model.built:
-        shape = body.get("build_input_shape") or (config.get("build_config") or {}).get("input_shape")
-        if shape is not None:
-            model.build(tuple(shape))
+    for part in parts:
+        model.add(part)
+    if not model.built and shape is not None:
+        model.build(tuple(shape))
     return model
 
 

@@ -87,7 +87,7 @@ def write_archive(path, arrays):
     atomic_write(path, lambda stream: numpy.savez(stream, **arrays))
 
 
-# -- declared sizes, checked before anything is inflated or allocated ---------------------------------------------------
+# -- declared sizes, checked before anything is inflated or allocated --------------------------------------------------
 def check_member_size(info, path, max_bytes):
     """Raise ModelFileError unless zip member ``info`` declares at most ``max_bytes`` and at most ``MAX_INFLATION``
     times its stored size (``zipfile`` never inflates past the declared size, so this bounds the memory)."""
@@ -103,7 +103,9 @@ def json_depth(text):
     """How deep the arrays and objects of JSON ``text`` nest, counted without parsing it (strings removed first)."""
     outside_strings = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "replace")
     codes = numpy.frombuffer(outside_strings, dtype=numpy.uint8)
-    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(numpy.int64) - ((codes == ord("]")) | (codes == ord("}")))
+    opens = (codes == ord("[")) | (codes == ord("{"))
+    closes = (codes == ord("]")) | (codes == ord("}"))
+    steps = opens.astype(numpy.int64) - closes
     return int(numpy.cumsum(steps).max(initial=0))
 
 
@@ -119,9 +121,9 @@ def parse_json(text, path, field):
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError; RecursionError should the count above miss
-        raise ModelFileError(f"{path}: its {field} entry is not valid JSON ({error})") from None
+        raise ModelFileError(f"{path}: {field} is not valid JSON ({error})") from None
     if not isinstance(document, dict):
-        raise ModelFileError(f"{path}: its {field} entry must be a JSON object, not {json_type(document)}")
+        raise ModelFileError(f"{path}: {field} must be a JSON object, not {json_type(document)}")
     return document
 
 
@@ -340,7 +342,7 @@ def numbered(arrays, prefix):
     return [arrays[key] for key in numbered_keys(arrays, prefix)]
 
 
-# -- the fields of a JSON document --------------------------------------------------------------------------------------
+# -- the fields of a JSON document -------------------------------------------------------------------------------------
 class Optional:
     """A field that may be absent (``check_fields``); ``None`` in a tuple of types allows null."""
 

@@ -131,7 +131,7 @@ def test_an_oversized_keras_member_is_refused_before_it_is_read(tmp_path, origin
         return real_read(archive, member, *args)
 
     monkeypatch.setattr(zipfile.ZipFile, "read", read_only_small_members)
-    with pytest.raises(ValueError, match="member model.weights.h5 is .* bytes, more than the limit of 100"):
+    with pytest.raises(ValueError, match="entry model.weights.h5 declares .* bytes, more than the limit of 100"):
         keras_io.load_keras(path)
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deeprnn as dr
-from deeprnn import serialization
+from deeprnn import keras_io, serialization
 from deeprnn.errors import ModelFileError
 
 # a refusal reads a header or a zip directory, never the data: it must be quick and small
@@ -28,7 +28,8 @@ FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCh
 def small_model():
     """LSTM(2) over 3 features and a Dense(3) head, trained one epoch so Adam's m and v are in the file."""
     dr.backend.set_seed(0)
-    model = dr.Sequential([dr.layers.Input(shape=(4, 3)), dr.layers.LSTM(2), dr.layers.Dense(3)])
+    model = dr.Sequential([dr.layers.Input(shape=(4, 3)), dr.layers.LSTM(2, name="lstm"),
+                           dr.layers.Dense(3, name="dense")])
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     rng = numpy.random.default_rng(0)
     model.fit(rng.random((6, 4, 3)), numpy.eye(3)[numpy.arange(6) % 3], epochs=1, verbose=0)
@@ -179,9 +180,9 @@ def test_a_json_entry_nested_ten_thousand_deep_is_refused_before_it_is_parsed(en
                                                                 "holds NaN or infinite values"),
     ("optimizer_iterations", lambda w: numpy.array(2.5), "optimizer_iterations must be one integer"),
     ("optimizer_iterations", lambda w: numpy.array(-1), "optimizer_iterations is -1, a count must be >= 0"),
-    ("architecture", lambda w: numpy.array("[1, 2]"), "its architecture entry must be a JSON object, not a list"),
+    ("architecture", lambda w: numpy.array("[1, 2]"), "architecture must be a JSON object, not a list"),
     ("architecture", lambda w: numpy.arange(3.0), "its architecture entry must be JSON text, not a float64 array"),
-    ("metadata", lambda w: numpy.array('{"a": '), "its metadata entry is not valid JSON"),
+    ("metadata", lambda w: numpy.array('{"a": '), "metadata is not valid JSON"),
 ])
 def test_an_edited_entry_is_refused_naming_the_file_and_the_entry(entries, tmp_path, key, value, words):
     path = write_model_file(tmp_path / "edited.npz", {**entries, key: value(entries[key])})
@@ -202,9 +203,9 @@ def test_an_edited_architecture_is_refused_naming_the_field(entries, tmp_path, c
     assert words in refused(path)
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 20, 10 ** 20) | st.floats() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                       max_size=3), max_leaves=8)
+JSON_SCALARS = st.none() | st.booleans() | st.integers(-10 ** 20, 10 ** 20) | st.floats() | st.text(max_size=5)
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
 
 
 def paths_of(document, prefix=()):
@@ -288,3 +289,38 @@ def test_any_edit_of_an_array_loads_or_is_one_line_naming_the_file(entries, tmp_
         path = write_model_file(tmp_path / "edited.npz", {**entries, key: array})
         loads_or_refuses(path)
     run()
+
+
+# -- the same rules for Keras files ----------------------------------------------------------------------------------
+
+def keras_archive(path, config_text, weights=b"\x89HDF\r\n\x1a\n" + bytes(200)):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config_text)
+        archive.writestr("model.weights.h5", weights)
+    return path
+
+
+def keras_config(units):
+    return json.dumps({"class_name": "Sequential", "config": {"name": "hostile", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4, 3], "name": "input"}},
+        {"class_name": "LSTM", "config": {"units": units, "name": "lstm"}},
+        {"class_name": "Dense", "config": {"units": 3, "name": "dense"}}]}})
+
+
+def test_a_small_keras_file_declaring_lstm_6000_is_refused_before_any_weight_is_allocated(tmp_path):
+    path = keras_archive(tmp_path / "lstm6000.keras", keras_config(6000))
+    assert os.path.getsize(path) < 1000
+    message = refused(path, keras_io.load_keras)
+    assert "its architecture declares more than 104 parameters, the most that the 208 bytes of weights" in message
+
+
+def test_a_keras_config_nested_deep_or_a_weights_bomb_is_refused_before_it_is_parsed_or_inflated(tmp_path):
+    path = keras_archive(tmp_path / "deep.keras", '{"a": ' * 100_000 + "1" + "}" * 100_000)
+    assert refused(path, keras_io.load_keras).endswith("config.json nests 100000 levels deep, more than the limit of 64")
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", keras_config(2))
+        with archive.open("model.weights.h5", "w", force_zip64=True) as entry:
+            for _ in range(64):
+                entry.write(bytes(1 << 20))
+    assert "entry model.weights.h5 declares 67,108,864 bytes inflated from" in refused(path, keras_io.load_keras)
