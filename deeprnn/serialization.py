@@ -44,7 +44,8 @@ FORMAT = "deeprnn-model"
 VERSION = 1
 LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Activation, layers.Dropout,
                                               layers.BatchNormalization, layers.Embedding, layers.SimpleRNN,
-                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding)}
+                                              layers.GRU, layers.LSTM, layers.StepCounterEmbedding,
+                                              layers.ConditionedEmbedding)}
 
 # One billion parameters: 8 GiB per copy in float64, and training holds four copies (weights, gradients, Adam's m
 # and v), past the memory of the machines deeprnn trains on; the recipes' largest default is a few million.

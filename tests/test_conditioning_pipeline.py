@@ -71,3 +71,34 @@ def test_label_ids_of_a_split_are_unknown_for_files_info_csv_does_not_list(tmp_p
     assert vocabulary.vocabularies["style"] == ["other", "unknown"]  # 20 files make a style; none has
     ids = label_ids(vocabulary, paths + [tmp_path / "elsewhere.mid"], str(tmp_path))
     assert ids.tolist() == [[0, 1], [0, 3], [0, 4], [1, 5]]
+
+
+def test_a_request_asks_for_style_tempo_bin_and_fill_by_name_and_keeps_the_primer_s_other_labels():
+    from deeprnn.music.labels import LabelVocabulary, PieceLabels
+    from deeprnn.pipeline.features import requested_labels
+    vocabulary = LabelVocabulary.fit(("style", "tempo", "fill"), [PieceLabels("funk"), PieceLabels("jazz")],
+                                     min_style_files=1)
+    names = vocabulary.vocabularies
+    assert requested_labels(vocabulary, "funk", 96, True).tolist() == [
+        names["style"].index("funk"), names["tempo"].index("80-100"), names["fill"].index("fill")]
+    base = vocabulary.ids(PieceLabels("jazz", 130, "fill"))
+    assert requested_labels(vocabulary, None, 96, None, base=base).tolist() == [base[0], 1, base[2]]
+    assert requested_labels(vocabulary, None, None, False, base=base).tolist() == [*base[:2], 0]
+    assert requested_labels(vocabulary).tolist() == [len(names["style"]) - 1, 5, 2]  # unknown, unknown, unknown
+    with pytest.raises(ValueError, match="^--style 'polka' is not one this model knows; known: funk, jazz, other, "
+                                         "unknown$"):
+        requested_labels(vocabulary, "polka")
+
+
+def test_a_request_for_a_label_the_model_lacks_names_the_flag():
+    from deeprnn.music.labels import LabelVocabulary
+    from deeprnn.pipeline.features import requested_labels
+    tempo_only = LabelVocabulary.fit(("tempo",), [])
+    with pytest.raises(ValueError, match="^--style: this model was not trained with the style condition"):
+        requested_labels(tempo_only, style="funk")
+    with pytest.raises(ValueError, match="^--fill: this model was not trained with the fill condition"):
+        requested_labels(tempo_only, fill=True)
+    assert requested_labels(tempo_only, bpm=150, fill=False).tolist() == [4]
+    assert requested_labels(None, bpm=150) is None
+    with pytest.raises(ValueError, match="^--style: this checkpoint was trained without --condition"):
+        requested_labels(None, style="funk")

@@ -14,7 +14,7 @@ without label columns take ``labels`` and leave them out: an unconditioned model
 import numpy
 
 from .. import backend
-from ..music.labels import LabelVocabulary, labels_of, read_labels
+from ..music.labels import UNKNOWN, LabelVocabulary, labels_of, read_labels, tempo_bin
 
 
 def grid_steps(tokens, start_token):
@@ -95,6 +95,29 @@ def label_ids(vocabulary, paths, source):
     table = read_labels(source)
     ids = [vocabulary.ids(labels) for labels in labels_of(paths, table)]
     return numpy.array(ids, dtype=numpy.int32).reshape(len(ids), len(vocabulary.names))
+
+
+def requested_labels(vocabulary, style=None, bpm=None, fill=None, base=None):
+    """(K,) the label ids generation tells a conditioned model: each condition asked for (``--style``, the tempo
+    bin of ``--bpm``, ``--fill``: True fill, False beat), else ``base``'s (the primer piece's ids), else unknown.
+
+    Asking for a label the model was not trained with is a ValueError naming the flag and what it knows.
+    """
+    if vocabulary is None:
+        if style is not None or fill:
+            flag = "--style" if style is not None else "--fill"
+            raise ValueError(f"{flag}: this checkpoint was trained without --condition; it knows no labels")
+        return None
+    names = vocabulary.names
+    ids = list(base) if base is not None else [vocabulary.id_of(name, UNKNOWN) for name in names]
+    asked = {"style": (style, "--style"), "tempo": (None if bpm is None else tempo_bin(bpm), "--bpm"),
+             "fill": (None if fill is None else ("fill" if fill else "beat"), "--fill")}
+    for name, (label, flag) in asked.items():
+        if name in names and label is not None:
+            ids[names.index(name)] = vocabulary.id_of(name, label, flag)
+        elif label is not None and name != "tempo" and (name != "fill" or fill):
+            vocabulary.id_of(name, label, flag)  # not a condition of this model: the error says so
+    return numpy.array(ids, dtype=numpy.int64)
 
 
 def input_encoding(name, vocab_size):
