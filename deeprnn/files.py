@@ -6,6 +6,11 @@ sees either the old file or the new one, never a torn one. An interrupted save (
 temporary file behind; those are named ``.tmp-*.part`` so ``remove_stale_temporaries`` can find and delete them on the
 next start without touching anything else.
 
+A folder a process writes into is taken with ``FolderLock``: ``fcntl.flock`` on a lock file in it, which holds
+the holder's process id and command line so that a second process is told who has it. The kernel releases the lock
+when its process ends in any way (``kill -9`` included), so a lock left by a dead process is never an obstacle:
+the file stays, its lock does not, and the next process takes it over.
+
 Reading is guarded the same way, in one place: ``check_regular_file`` and ``open_regular_file`` are what every reader
 of a path the user gave calls first. They refuse, in one line naming the path, anything that is not a regular file (a
 named pipe would block the reader forever, ``/dev/zero`` never ends, a folder named ``x.mid`` is not a MIDI file) and
@@ -13,12 +18,15 @@ a file larger than the caller's bound, before a single byte is read.
 
 This module sits at the bottom of the package: it imports only ``errors``.
 """
+import fcntl
 import os
+import shlex
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, DeeprnnError
 
 TEMPORARY_PREFIX = ".tmp-"
 TEMPORARY_SUFFIX = ".part"
@@ -138,3 +146,67 @@ def read_regular_file(path, max_bytes, what="file", error=DataError):
     if len(data) > max_bytes:
         raise error(f"{path}: more than the {max_bytes} bytes a {what} may have")
     return data
+
+
+LOCK_NAME = ".deeprnn.lock"
+
+
+class FolderInUseError(DeeprnnError, OSError):
+    """Another live process holds the folder's ``FolderLock``; the message names it (process id, command line)."""
+
+
+class FolderLock:
+    """An exclusive claim on ``folder`` for as long as this process holds it (a context manager).
+
+        with FolderLock(out_dir):      # FolderInUseError naming the holder if another process has it
+            ...write into out_dir...
+
+    ``flock`` on ``folder/.deeprnn.lock``, taken without waiting. The lock file is never deleted: deleting it
+    would let a process that opened the old file and one that creates a new one both hold "the" lock. Releasing
+    empties it; a holder that died leaves its text behind, but not its lock (the kernel drops it with the
+    process), and the next holder overwrites the text. On a file system without ``flock`` support the claim
+    fails with the OSError that says so.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.descriptor = None
+
+    def acquire(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # never through a symlink: the lock file is truncated, and must not be someone else's file
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        try:
+            mode = os.fstat(descriptor).st_mode
+            if not stat.S_ISREG(mode):
+                raise FolderInUseError(f"{self.path}: is {_kind(mode)}, not the lock file deeprnn writes")
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lines = os.pread(descriptor, 4096, 0).decode("utf-8", "replace").splitlines()
+            holder = lines[0][:300] if lines else "another process"
+            os.close(descriptor)
+            raise FolderInUseError(f"{self.folder} is in use by {holder}; wait for it to finish, or use another "
+                                   "folder") from None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        # one line, whatever bytes or newlines the arguments hold
+        command = shlex.join(sys.argv).encode("utf-8", "backslashreplace").replace(b"\n", b"\\n")
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, b"process %d (%s)\n" % (os.getpid(), command), 0)
+        self.descriptor = descriptor
+        return self
+
+    def release(self):
+        if self.descriptor is not None:
+            os.ftruncate(self.descriptor, 0)  # before unlocking: a reader never sees a released holder's name
+            fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+            os.close(self.descriptor)
+            self.descriptor = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
