@@ -19,6 +19,8 @@ MAX_MIDI_BYTES = 4 << 20
 MAX_PIECE_QUARTERS = 8192
 # The Groove info.csv is 200 KiB for 1,150 rows; 64 MiB holds half a million rows.
 MAX_INFO_CSV_BYTES = 64 << 20
+# A saved tokenizer is JSON of its config: the seed tokenizer's vocabulary of a few thousand events is ~100 KiB.
+MAX_TOKENIZER_BYTES = 16 << 20
 # What an archive may unpack to. The Groove MIDI zip holds 1,150 files and 11 MiB; a zip bomb holds far more.
 MAX_ARCHIVE_MEMBERS = 20_000
 MAX_ARCHIVE_BYTES = 512 << 20

@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from deeprnn.files import atomic_write_bytes
+from deeprnn.errors import DataError
+from deeprnn.files import atomic_write_bytes, read_regular_file
+from deeprnn.music.limits import MAX_TOKENIZER_BYTES
 from deeprnn.music.midi_io import NoteEvent, read_events
 
 # type name in the JSON -> class; filled by Tokenizer.__init_subclass__ so `from_json` finds every tokenizer.
@@ -101,11 +103,13 @@ class Tokenizer:
 
     @staticmethod
     def load(path: str | Path) -> "Tokenizer":
-        """The tokenizer saved at `path`; ValueError naming the file if it is not one."""
+        """The tokenizer saved at `path`; DataError naming the file if it is not one (a pipe, a device or a file
+        over `MAX_TOKENIZER_BYTES` is refused before it is read)."""
+        data = read_regular_file(path, MAX_TOKENIZER_BYTES, "tokenizer file", DataError)
         try:
-            return Tokenizer.from_json(Path(path).read_text(encoding="utf-8"))
+            return Tokenizer.from_json(data.decode("utf-8"))
         except ValueError as error:  # includes UnicodeDecodeError
-            raise ValueError(f"{path}: {error}") from None
+            raise DataError(f"{path}: {error}") from None
 
     def cache_key(self) -> str:
         """A short digest of the JSON form: the token cache keeps one folder per key."""

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from deeprnn.music.limits import MAX_TOKENIZER_BYTES
+
 from hostile_midi import END_OF_TRACK, midi_file, note
 
 HERE = Path(__file__).resolve().parent
@@ -58,19 +60,20 @@ def limit_memory() -> None:
 def probe(root: str) -> dict:
     """Every way data comes in, on every special entry; runs in the child process. Returns what each said."""
     from deeprnn.errors import DataError
-    from deeprnn.music import DrumGridTokenizer, MidiReadError, groove, load_splits, read_events, tokenize_corpus
+    from deeprnn.music import DrumGridTokenizer, groove, load_splits, load_tokenizer, read_events, tokenize_corpus
 
     limit_memory()
     root = Path(root)
-    outcome: dict = {"read_events": {}, "encode_file": {}}
+    outcome: dict = {"read_events": {}, "encode_file": {}, "load_tokenizer": {}}
     special = make_special(root / "plain")
     for name, path in special.items():
-        for entry, read in (("read_events", read_events), ("encode_file", DrumGridTokenizer().encode_file)):
+        for entry, read in (("read_events", read_events), ("encode_file", DrumGridTokenizer().encode_file),
+                            ("load_tokenizer", load_tokenizer)):
             try:
                 read(path)
                 outcome[entry][name] = "read"
-            except MidiReadError as error:
-                outcome[entry][name] = str(error)
+            except DataError as error:
+                outcome[entry][name] = f"{type(error).__name__}: {error}"
 
     # the corpus with its cache, the good file beside the special ones
     good = root / "good.mid"
@@ -142,11 +145,15 @@ def outcome(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", KINDS)
-def test_the_reader_and_a_primer_refuse_it_in_one_line_naming_it(outcome, name):
+def test_the_reader_a_primer_and_a_saved_tokenizer_refuse_it_in_one_line_naming_it(outcome, name):
     said, root = outcome
-    for entry in ("read_events", "encode_file"):
+    for entry, error, limit in (("read_events", "MidiReadError", "a MIDI file"),
+                                ("encode_file", "MidiReadError", "a MIDI file"),
+                                ("load_tokenizer", "DataError", "a tokenizer file")):
+        expected = KINDS[name].replace("4194304", str(MAX_TOKENIZER_BYTES) if error == "DataError" else "4194304")
+        expected = expected.replace("a MIDI file", limit)
         message = said[entry][name]
-        assert message.startswith(str(root / "plain" / name) + ": ") and KINDS[name] in message
+        assert message.startswith(f"{error}: {root / 'plain' / name}: ") and expected in message, message
         assert "\n" not in message
 
 
