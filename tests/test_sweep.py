@@ -15,9 +15,12 @@ optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed 
 from optuna.trial import TrialState  # noqa: E402
 
 from deeprnn.errors import SettingError  # noqa: E402
-from deeprnn.sweep import (PruningCallback, StorageSpec, SweepPlan, format_table, load_studies,  # noqa: E402
-                           open_studies, parse_space, read_space, rows, run_sweep)
-from deeprnn.sweep.storage import HEARTBEAT_ATTR, FlockLock, fail_stale_trials  # noqa: E402
+from deeprnn.sweep.pruning import PruningCallback  # noqa: E402
+from deeprnn.sweep.report import format_table, rows  # noqa: E402
+from deeprnn.sweep.runner import run_sweep  # noqa: E402
+from deeprnn.sweep.space import parse_space, read_space  # noqa: E402
+from deeprnn.sweep.storage import HEARTBEAT_ATTR, FlockLock, StorageSpec, fail_stale_trials  # noqa: E402
+from deeprnn.sweep.study import SweepPlan, load_studies, open_studies  # noqa: E402
 
 # A trial of a few seconds: 2 files per split, 4 units, 16-token windows.
 TINY = {"max_files": 2, "units": 4, "embedding_dim": 4, "seq_len": 16, "epochs": 2}
@@ -84,6 +87,7 @@ def test_journal_lock_is_released_when_its_holder_is_killed(tmp_path):
     lock.release()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_whose_heartbeat_stopped_is_failed_and_retried_with_its_reports(tmp_path):
     storage = StorageSpec(url=None, folder=str(tmp_path), heartbeat=1).open()
     study = optuna.create_study(storage=storage, study_name="s")
@@ -110,16 +114,17 @@ def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_wi
     plan = SweepPlan(out=str(out), space=tiny_space(groove), trials=4, storage=StorageSpec(None, str(out)),
                      seeds=2, top=1, pruner="median", pruner_warmup=0, pruner_startup=1)
     out.mkdir(parents=True)
-    # the first trials as a user might enqueue them: three that learn, and one that cannot (lr 1e-5)
+    # the trials as a user might enqueue them: a learning rate that learns three times (the same seed: the same
+    # losses, never worse than their median) and, third, one that cannot learn in an epoch (lr 1e-5)
     search, _ = open_studies(plan)
-    for lr in (0.3, 0.2, 1e-5, 0.25):
+    for lr in (0.3, 0.3, 1e-5, 0.3):
         search.enqueue_trial({"lr": lr})
     lines = []
     search, seeds = run_sweep(plan, workers=2, log=lines.append, poll=0.5)
 
-    states = {trial.params["lr"]: trial.state for trial in search.trials}
-    assert states == {0.3: TrialState.COMPLETE, 0.2: TrialState.COMPLETE, 1e-5: TrialState.PRUNED,
-                      0.25: TrialState.COMPLETE}
+    states = [(trial.params["lr"], trial.state) for trial in search.trials]
+    assert states == [(0.3, TrialState.COMPLETE), (0.3, TrialState.COMPLETE), (1e-5, TrialState.PRUNED),
+                      (0.3, TrialState.COMPLETE)]
     pruned = next(trial for trial in search.trials if trial.state == TrialState.PRUNED)
     assert pruned.user_attrs["epochs"] == 1 and set(pruned.intermediate_values) == {0}
     for trial in search.trials:  # every trial a normal run folder, the pruned one too
@@ -134,8 +139,9 @@ def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_wi
 
     table = rows(*load_studies(StorageSpec(None, str(out)).open(), "tiny"))
     assert [row.trial for row in table][-1] == pruned.number and table[-1].pruned
-    assert table[0].trial == best.number and len(table[0].values) == 2 and table[0].sd is not None
-    assert [row.mean for row in table[:3]] == sorted(row.mean for row in table[:3])
+    [seeded_row] = [row for row in table if len(row.values) == 2]
+    assert seeded_row.trial == best.number and seeded_row.sd is not None
+    assert [row.mean for row in table[:3]] == sorted(row.mean for row in table[:3])  # by mean over the seeds
     text = format_table(table)
     assert text[0].startswith("| trial | lr | mean val_loss | sd | seeds |") and "| yes |" in text[-1]
     assert any("search 4 done: 3 complete, 1 pruned" in line for line in lines)
@@ -151,7 +157,7 @@ def test_a_sweep_killed_with_sigkill_mid_trial_continues_when_started_again(groo
     own folder (resumed from last.npz), the finished ones are kept, and no trial runs twice."""
     out, space = tmp_path / "sweeps" / "killed", tmp_path / "space.toml"
     space.write_text(f'data = "{groove}"\nmax_files = 3\nunits = 8\nembedding_dim = 4\nseq_len = 16\n'
-                     'epochs = 40\nlr = {float = [1e-3, 1e-2], log = true}\n', encoding="utf-8")
+                     'epochs = 20\nlr = {float = [1e-3, 1e-2], log = true}\n', encoding="utf-8")
     command = sweep_command(out, space, 3, "--pruner", "none")
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -178,4 +184,4 @@ def test_a_sweep_killed_with_sigkill_mid_trial_continues_when_started_again(groo
     for trial in retried:  # resumed: one history, every epoch once
         history = (out / "trials" / f"{trial.system_attrs['failed_trial']:04d}" / "history.csv").read_text()
         epochs = [int(line.split(",")[0]) for line in history.splitlines()[1:]]
-        assert epochs == list(range(1, 41))
+        assert epochs == list(range(1, 21))

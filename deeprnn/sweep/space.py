@@ -7,16 +7,15 @@
     dropout = {float = [0.2, 0.6]}
     cell = {choices = ["lstm", "gru"]}            # a categorical setting
 
-Every name is a setting of ``deeprnn train`` (a ``TrainConfig`` field); every fixed value, choice and both ends
-of every range go through the same check as the train command's flags, so a range outside a setting's declared
-range is the same one-line error ``--dropout must be a finite number >= 0 and < 1, got 1.0``, here prefixed
-with the space file's name. Optuna's distributions are built from it: the study samples the same names the
+Every name is a setting of ``deeprnn train`` (declared in ``pipeline.settings.TRAIN_SETTINGS``); every fixed
+value, choice and both ends of every range go through that declaration's check, the one the train command's flags
+go through, so a range outside a setting's declared range is the same one-line error
+``--dropout must be a finite number >= 0 and < 1, got 1.0``, here prefixed with the space file's name. Optuna's distributions are built from it: the study samples the same names the
 objective reads (``FloatDistribution``, ``IntDistribution``, ``CategoricalDistribution``).
 
 ``time_budget`` is the sweep's ``--time-budget`` and the seed is the sweep's (``--seeds``): neither may be a
 searched dimension (a fixed ``seed`` is the first seed of every configuration).
 """
-import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from optuna.distributions import (CategoricalDistribution, FloatDistribution, In
 
 from ..errors import SettingError
 from ..pipeline.recipes import TrainConfig
+from ..pipeline.settings import TRAIN_SETTINGS, train_setting
 
 # Set by the sweep itself, never by the space: the run folder (--out of each trial) and its per-trial budget.
 NOT_IN_SPACE = {"time_budget": "the sweep's --time-budget sets it (minutes per trial)"}
@@ -77,11 +77,11 @@ def read_space(path):
 
 def parse_space(document, where="the space"):
     """A SearchSpace from a parsed TOML document (a dict of setting name -> fixed value or distribution table)."""
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    known = [setting.name for setting in TRAIN_SETTINGS]
     fixed, distributions = {}, {}
     for name, value in document.items():
         if name not in known:
-            raise SettingError(f"{where}: {name!r} is not a train setting (one of: {', '.join(sorted(known))})")
+            raise SettingError(f"{where}: {name!r} is not a train setting (one of: {', '.join(known)})")
         if name in NOT_IN_SPACE:
             raise SettingError(f"{where}: {name} is not part of a space: {NOT_IN_SPACE[name]}")
         if isinstance(value, dict):
@@ -137,8 +137,8 @@ def distribution(name, table, where):
 
 
 def check_value(name, value, where):
-    """The train setting's own check (TrainConfig's, the one the flags go through), its message prefixed by where."""
+    """The train setting's own check (the one its flag goes through), its message prefixed by where."""
     try:
-        TrainConfig(**{name: value})
-    except (ValueError, TypeError) as error:
+        train_setting(name).check(value)
+    except SettingError as error:
         raise SettingError(f"{where}: {error}") from None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 # BaseHeartbeat is the interface optuna.storages.fail_stale_trials checks for (it is not re-exported publicly)
 from optuna.storages._heartbeat import BaseHeartbeat
@@ -117,8 +118,20 @@ class StorageSpec:
             path = Path(self.folder) / JOURNAL
             backend = JournalFileBackend(str(path), lock_obj=FlockLock(f"{path}.lock"))
             return HeartbeatJournalStorage(backend, self.heartbeat, grace, retry)
-        return RDBStorage(self.url, heartbeat_interval=self.heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=retry)
+        return open_database(self.url, heartbeat_interval=self.heartbeat, grace_period=grace,
+                             heartbeat_stale_trial_callback=retry)
+
+
+def open_database(url, attempts=5, **options):
+    """``RDBStorage(url)``. On an empty database the first open creates Optuna's tables; two machines starting at
+    once both try, and the second's CREATE fails on what the first made: opened again, the tables are there."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, **options)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def check_storage_url(url):
