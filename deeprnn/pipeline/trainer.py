@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import backend
 from ..callbacks import BackupAndRestore, ModelCheckpoint, TimeBudget
-from ..files import atomic_write_bytes, remove_stale_temporaries
+from ..files import FolderLock, atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
 from .checkpoints import CheckpointError, check_resume, checkpoint_metadata, load_checkpoint
 from .datasets import open_data, resolve_source
@@ -140,12 +140,14 @@ def train(requested, out_dir, resume=False, progress=True, log=print, overwrite=
 
     ``out_dir`` must not hold a run unless ``resume`` (continue it) or ``overwrite`` (start over) is given.
     ``extra_callbacks`` run after the run's own, so they see each epoch's logs once its files are written (the
-    sweep's pruning callback: ``deeprnn.sweep.pruning``).
+    sweep's pruning callback: ``deeprnn.sweep.pruning``). The folder is taken first (``FolderLock``): a second
+    run started into it fails, naming this one's process.
     """
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume, overwrite)
-    run = prepare(requested, out_dir, resume)
-    return fit_run(run, out_dir, progress=progress, log=log, extra_callbacks=extra_callbacks)
+    with FolderLock(out_dir):
+        check_out_dir(out_dir, resume, overwrite)
+        run = prepare(requested, out_dir, resume)
+        return fit_run(run, out_dir, progress=progress, log=log, extra_callbacks=extra_callbacks)
 
 
 def fit_run(run, out_dir, progress=True, log=print, extra_callbacks=()):
