@@ -1,4 +1,5 @@
-"""The command line: ``deeprnn train | generate | evaluate | show`` (also ``python -m deeprnn`` and examples/*.py).
+"""The command line: ``deeprnn train | generate | evaluate | show | sweep`` (also ``python -m deeprnn`` and
+examples/*.py).
 
 Argument parsing only; the work is in ``deeprnn.pipeline``. Every user error, a bad flag as much as a missing
 file, ends with one line on stderr and a non-zero status, never a traceback (set DEEPRNN_TRACEBACK=1 to see one),
@@ -19,15 +20,16 @@ from .errors import SettingError
 from .files import atomic_write_bytes
 from .pipeline.settings import (EVALUATE_SETTINGS, GENERATE_SETTINGS, MACHINE_SETTINGS, TRAIN_RUN_SETTINGS,
                                 TRAIN_SETTINGS, train_setting)
+from .sweep.settings import SWEEP_SETTINGS
 
 COMMAND_SETTINGS = {"train": TRAIN_SETTINGS + TRAIN_RUN_SETTINGS + MACHINE_SETTINGS, "generate": GENERATE_SETTINGS,
-                    "evaluate": EVALUATE_SETTINGS}
+                    "evaluate": EVALUATE_SETTINGS, "sweep": SWEEP_SETTINGS}
 
 PROG = "deeprnn"
 MIDI_OUTPUT_SUFFIXES = (".mid", ".midi")
 # Dependencies a user may lack -> the extra that brings them (setup.cfg [options.extras_require]; None: the core).
 EXTRA_OF = {"music21": "music", "tqdm": "music", "matplotlib": "music", "cupy": "gpu", "threadpoolctl": None,
-            "numpy": None, "scipy": None}
+            "numpy": None, "scipy": None, "optuna": "sweep", "psycopg": "sweep"}
 
 
 class UserError(Exception):
@@ -46,7 +48,7 @@ def build_parser():
     parser = Parser(prog=PROG, description="Deep RNNs on MIDI drums: train, generate, evaluate. "
                                            "`deeprnn COMMAND --help` lists each command's flags.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,evaluate,show}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,evaluate,show,sweep}")
     add_settings(commands.add_parser(
         "train", help="train a recipe on the Groove MIDI Dataset (or any MIDI folder)",
         description="Train a recipe; checkpoints (best.npz, last.npz), history.csv, loss.png and config.json go "
@@ -67,6 +69,11 @@ def build_parser():
         "show", help="list the files of a run folder and what each holds",
         description="Say what each file of a run folder holds: the epochs in the checkpoints (read from the "
                     "files), the loss history, the generated music and the evaluation reports."))
+    add_sweep_arguments(commands.add_parser(
+        "sweep", help="search train settings with Optuna: worker processes, one machine or many (PostgreSQL)",
+        description="Run a study whose trials are train runs (each a run folder FOLDER/trials/NNNN), or continue "
+                    "or join it: the same command again, or on another machine with the same --storage. "
+                    "`deeprnn sweep show FOLDER` prints the table and writes the pictures (docs/sweeps.md)."))
     return parser
 
 
@@ -111,6 +118,12 @@ def with_defaults(args, settings):
         if getattr(args, setting.name, None) is None and setting.default is not None:
             setattr(args, setting.name, setting.default)
     return args
+
+
+def add_sweep_arguments(parser):
+    parser.add_argument("show", nargs="*", metavar="show FOLDER",
+                        help="show the sweep in FOLDER: the table by mean validation loss and PNG pictures")
+    add_settings(parser, SWEEP_SETTINGS)
 
 
 def add_show_arguments(parser):
@@ -336,7 +349,20 @@ def describe_evaluation(path):
     return f"{report.get('split', '?')} split, NLL in nats per token: {numbers}"
 
 
-COMMANDS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate, "show": run_show}
+def run_sweep(args):
+    if args.show and (args.show[0] != "show" or len(args.show) != 2):
+        raise UserError(f"{' '.join(args.show)}: expected `deeprnn sweep show FOLDER` (or flags only, to run one)")
+    require_modules("optuna", "music21", "tqdm", "matplotlib", *(["psycopg"] if args.storage else []))
+    from .sweep import command
+
+    if args.show:
+        return command.show(args.show[1], args.storage)
+    args = with_defaults(args, SWEEP_SETTINGS)
+    return command.sweep({setting.name: getattr(args, setting.name) for setting in SWEEP_SETTINGS})
+
+
+COMMANDS = {"train": run_train, "generate": run_generate, "evaluate": run_evaluate, "show": run_show,
+            "sweep": run_sweep}
 
 
 def use_machine(args):
