@@ -10,8 +10,9 @@
 Every name is a setting of ``deeprnn train`` (declared in ``pipeline.settings.TRAIN_SETTINGS``); every fixed
 value, choice and both ends of every range go through that declaration's check, the one the train command's flags
 go through, so a range outside a setting's declared range is the same one-line error
-``--dropout must be a finite number >= 0 and < 1, got 1.0``, here prefixed with the space file's name. Optuna's distributions are built from it: the study samples the same names the
-objective reads (``FloatDistribution``, ``IntDistribution``, ``CategoricalDistribution``).
+``--dropout must be a finite number >= 0 and < 1, got 1.0``, here prefixed with the space file's name. Optuna's
+distributions are built from it: the study samples the same names the objective reads (``FloatDistribution``,
+``IntDistribution``, ``CategoricalDistribution``).
 
 ``time_budget`` is the sweep's ``--time-budget`` and the seed is the sweep's (``--seeds``): neither may be a
 searched dimension (a fixed ``seed`` is the first seed of every configuration).
