@@ -39,7 +39,7 @@ def test_a_plain_midi_folder_has_no_labels_and_its_files_are_unknown(tmp_path):
 
 def test_rare_styles_share_the_label_other_and_the_vocabulary_round_trips_through_json():
     train = [PieceLabels("rock")] * 3 + [PieceLabels("funk")] * 2 + [PieceLabels("polka")]
-    vocabulary = LabelVocabulary.fit(("style", "fill"), train, min_style_files=2)
+    vocabulary = LabelVocabulary.fit(("style", "fill"), train, min_style_share=0.3)  # 2 of 6 files
     assert vocabulary.vocabularies == {"style": ["funk", "rock", "other", "unknown"],
                                        "fill": ["beat", "fill", "unknown"]}
     assert vocabulary.ids(PieceLabels("polka", 100, "fill")) == [2, 1]
@@ -48,18 +48,18 @@ def test_rare_styles_share_the_label_other_and_the_vocabulary_round_trips_throug
     assert vocabulary.sizes == [4, 3]
 
 
-def test_the_official_training_split_keeps_ten_styles_by_the_twenty_file_rule(groove):
+def test_the_official_training_split_keeps_ten_styles_by_the_two_percent_rule(groove):
     from deeprnn.music import groove as groove_module
     table = read_labels(groove)
     train = [table[record.path.resolve()] for record in groove_module.load(groove, split="train")]
     styles = LabelVocabulary.fit(("style",), train).vocabularies["style"]
     assert styles == sorted(["rock", "funk", "hiphop", "jazz", "latin", "afrocuban", "punk", "neworleans", "soul",
                              "country"]) + ["other", "unknown"]
-    assert labels_module.MIN_STYLE_FILES == 20
+    assert labels_module.MIN_STYLE_SHARE == 0.02
 
 
 def test_asking_for_an_unknown_label_lists_the_known_ones_in_one_line():
-    vocabulary = LabelVocabulary.fit(("style",), [PieceLabels("rock")], min_style_files=1)
+    vocabulary = LabelVocabulary.fit(("style",), [PieceLabels("rock")])
     with pytest.raises(ValueError, match=r"^--style 'polka' is not one this model knows; known: rock, other, "
                                          r"unknown$"):
         vocabulary.id_of("style", "polka", "--style")

@@ -68,16 +68,15 @@ def test_label_ids_of_a_split_are_unknown_for_files_info_csv_does_not_list(tmp_p
                           for i, style in enumerate(["funk/a", "funk/b", "jazz/c"])])
     paths = [tmp_path / "f0.mid", tmp_path / "f1.mid", tmp_path / "f2.mid"]
     vocabulary = fit_labels(("style", "tempo"), paths, str(tmp_path))
-    assert vocabulary.vocabularies["style"] == ["other", "unknown"]  # 20 files make a style; none has
+    assert vocabulary.vocabularies["style"] == ["funk", "jazz", "other", "unknown"]
     ids = label_ids(vocabulary, paths + [tmp_path / "elsewhere.mid"], str(tmp_path))
-    assert ids.tolist() == [[0, 1], [0, 3], [0, 4], [1, 5]]
+    assert ids.tolist() == [[0, 1], [0, 3], [1, 4], [3, 5]]
 
 
 def test_a_request_asks_for_style_tempo_bin_and_fill_by_name_and_keeps_the_primer_s_other_labels():
     from deeprnn.music.labels import LabelVocabulary, PieceLabels
     from deeprnn.pipeline.features import requested_labels
-    vocabulary = LabelVocabulary.fit(("style", "tempo", "fill"), [PieceLabels("funk"), PieceLabels("jazz")],
-                                     min_style_files=1)
+    vocabulary = LabelVocabulary.fit(("style", "tempo", "fill"), [PieceLabels("funk"), PieceLabels("jazz")])
     names = vocabulary.vocabularies
     assert requested_labels(vocabulary, "funk", 96, True).tolist() == [
         names["style"].index("funk"), names["tempo"].index("80-100"), names["fill"].index("fill")]

@@ -1,10 +1,11 @@
 """The labels a conditioned model is told: a piece's style, its tempo bin, and beat or fill (Groove's info.csv).
 
 - **style**: the first word of info.csv's style (``funk/groove1`` -> ``funk``). A style with fewer than
-  ``MIN_STYLE_FILES`` training files shares the label ``other``: 20 keeps the ten styles with a few dozen files or
-  more on the official training split (rock 275, funk 122, hiphop 80, jazz 79, latin 73, afrocuban 53, punk 45,
-  neworleans 44, soul 36, country 21) and pools the eight with 17 or fewer (pop 17 ... highlife 1), too few for an
-  embedding of their own to learn from.
+  ``MIN_STYLE_SHARE`` = 2% of the training files shares the label ``other``: on the official training split (897
+  files, so at least 18) that keeps the ten styles with a few dozen files or more (rock 275, funk 122, hiphop 80,
+  jazz 79, latin 73, afrocuban 53, punk 45, neworleans 44, soul 36, country 21) and pools the eight with 17 or
+  fewer (pop 17 ... highlife 1), too few for an embedding of their own to learn from. A share rather than a count,
+  so that a run on a few files (``--max-files``) still knows its styles.
 - **tempo**: a bin of info.csv's bpm, edges ``TEMPO_EDGES`` = 80, 100, 120, 140: five bins of about 20 bpm around
   the training median 110 (a quarter of the files lie under 94, a quarter over 124).
 - **fill**: ``beat`` or ``fill`` (info.csv's beat_type).
@@ -24,7 +25,7 @@ from deeprnn.music import groove
 CONDITIONS = ("style", "tempo", "fill")
 UNKNOWN = "unknown"
 OTHER = "other"
-MIN_STYLE_FILES = 20
+MIN_STYLE_SHARE = 0.02
 TEMPO_EDGES = (80, 100, 120, 140)
 TEMPO_BINS = ("<80", "80-100", "100-120", "120-140", "140+")
 FILL_LABELS = ("beat", "fill")
@@ -87,13 +88,15 @@ class LabelVocabulary:
         self.vocabularies = {name: list(labels) for name, labels in vocabularies.items()}
 
     @classmethod
-    def fit(cls, names, train_labels, min_style_files=MIN_STYLE_FILES):
-        """The vocabularies of ``names`` from the training split's PieceLabels."""
+    def fit(cls, names, train_labels, min_style_share=MIN_STYLE_SHARE):
+        """The vocabularies of ``names`` from the training split's PieceLabels: a style with at least
+        ``min_style_share`` of the training files has a label of its own."""
         vocabularies = {}
         for name in names:
             if name == "style":
                 counts = Counter(labels.style for labels in train_labels if labels.style is not None)
-                vocabularies[name] = sorted(s for s, n in counts.items() if n >= min_style_files) + [OTHER, UNKNOWN]
+                least = min_style_share * len(train_labels)
+                vocabularies[name] = sorted(s for s, n in counts.items() if n >= least) + [OTHER, UNKNOWN]
             elif name == "tempo":
                 vocabularies[name] = [*TEMPO_BINS, UNKNOWN]
             else:
