@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from deeprnn.music import groove
+from deeprnn.errors import DataError
+from deeprnn.music import MidiReadError, groove
 
 INFO_HEADER = "drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,duration,split\n"
 
@@ -38,6 +39,11 @@ def test_records_carry_info_csv_fields_and_absolute_existing_paths(groove_root):
     assert (first.drummer, first.style, first.bpm, first.beat_type, first.time_signature) == \
         ("drummer1", "funk/groove1", 138, "beat", "4-4")
     assert first.split == "test" and first.duration == pytest.approx(27.872308)
+
+
+def test_bad_data_is_one_family_the_command_line_reports_in_one_line():
+    assert issubclass(groove.GrooveDataError, DataError) and issubclass(groove.UnsafeArchiveError, DataError)
+    assert issubclass(MidiReadError, DataError) and issubclass(DataError, ValueError)
 
 
 def test_unknown_split_name_is_an_error(groove_root):
