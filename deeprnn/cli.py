@@ -13,11 +13,14 @@ import os
 import secrets
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import SettingError
+from .errors import DeeprnnError, MissingExtraError, SettingError
 from .files import atomic_write_bytes
+from .pipeline.run_folder import (BEST, check_input_file, checkpoint_metadata, describe_checkpoint, describe_run,
+                                  shown)
 from .pipeline.settings import (EVALUATE_SETTINGS, GENERATE_SETTINGS, MACHINE_SETTINGS, TRAIN_RUN_SETTINGS,
                                 TRAIN_SETTINGS, train_setting)
 from .sweep.settings import SWEEP_SETTINGS
@@ -30,10 +33,6 @@ MIDI_OUTPUT_SUFFIXES = (".mid", ".midi")
 # Dependencies a user may lack -> the extra that brings them (setup.cfg [options.extras_require]; None: the core).
 EXTRA_OF = {"music21": "music", "tqdm": "music", "matplotlib": "music", "cupy": "gpu", "threadpoolctl": None,
             "numpy": None, "scipy": None, "optuna": "sweep", "psycopg": "sweep"}
-
-
-class UserError(Exception):
-    """A problem with what the user asked for, reported in one line."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,6 +73,7 @@ def build_parser():
         description="Run a study whose trials are train runs (each a run folder FOLDER/trials/NNNN), or continue "
                     "or join it: the same command again, or on another machine with the same --storage. "
                     "`deeprnn sweep show FOLDER` prints the table and writes the pictures (docs/sweeps.md)."))
+    parser.command_parsers = commands.choices  # name -> its parser, for its own error messages
     return parser
 
 
@@ -135,7 +135,7 @@ def require_modules(*names):
     """Fail now, in one line, if an optional dependency is missing, rather than after loading data."""
     for name in names:
         if importlib.util.find_spec(name) is None:
-            raise UserError(missing_module_message(name))
+            raise MissingExtraError(missing_module_message(name))
 
 
 def missing_module_message(name):
@@ -149,82 +149,51 @@ def check_output_file(flag, path, suffixes=None):
     """An output file must be writable where it is meant to go: not a folder, its folder not a file."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{flag} {path}: is a folder; give a file name")
+        raise SettingError(f"{flag} {path}: is a folder; give a file name")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise UserError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
+        raise SettingError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+                raise SettingError(f"{flag} {path}: {parent} is a file, not a folder")
             if not os.access(parent, os.W_OK):
-                raise UserError(f"{flag} {path}: cannot write into {parent}")
+                raise SettingError(f"{flag} {path}: cannot write into {parent}")
             break
 
 
 def check_output_folder(flag, path):
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path}: is a file, not a folder")
+        raise SettingError(f"{flag} {path}: is a file, not a folder")
     check_output_file(flag, path / "best.npz")
-
-
-def check_input_file(flag, path, what="file"):
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{flag} {path}: {what} not found")
-    if not path.is_file():
-        raise UserError(f"{flag} {path}: is a folder, not a {what}")
-
-
-def checkpoint_metadata(path):
-    """The checkpoint's own record (recipe, config, training state), read from the file, or a UserError."""
-    from .saving import load_metadata
-
-    check_input_file("--checkpoint", path, "checkpoint")
-    try:
-        metadata = load_metadata(path)
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"--checkpoint: {error}") from None
-    if not isinstance(metadata.get("training"), dict) or not isinstance(metadata.get("config"), dict):
-        raise UserError(f"--checkpoint {path}: not a music checkpoint written by `deeprnn train` "
-                        "(best.npz or last.npz)")
-    return metadata
-
-
-def describe_checkpoint(metadata):
-    """What a checkpoint holds, in words, from its metadata: 'drums recipe, 2xLSTM(256), epoch 22, val_loss 1.3571'."""
-    config, training = metadata.get("config", {}), metadata.get("training", {})
-    text = (f"{config.get('recipe')} recipe, {config.get('layers')}x{str(config.get('cell')).upper()}"
-            f"({config.get('units')})")
-    epoch = training.get("epoch")
-    if epoch is None:
-        return text + ", untrained"
-    text += f", epoch {epoch}"
-    monitor = training.get("monitor")
-    if isinstance(training.get(monitor), (int, float)):
-        text += f", {monitor} {training[monitor]:.3f}"
-    return text
 
 
 # --- commands -----------------------------------------------------------------------------------------------------
 def run_train(args):
     if args.resume and args.overwrite:
-        raise UserError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+        raise SettingError("--resume continues the run in --out, --overwrite replaces it: give one of them")
     out = Path(args.out or os.path.join("runs", args.recipe or train_setting("recipe").default))
     check_output_folder("--out", out)
     require_modules("music21", "tqdm", "matplotlib")
-    from .pipeline import TrainConfig, train
+    from .pipeline import RunExistsError, TrainConfig, train
 
     config = TrainConfig(**{setting.name: getattr(args, setting.name) for setting in TRAIN_SETTINGS})
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    except RunExistsError as error:
+        # under make (the Makefile names itself in DEEPRNN_CALLED_AS), the way on is the make target's
+        called_as = os.environ.get("DEEPRNN_CALLED_AS")
+        if not called_as:
+            raise
+        raise RunExistsError(error.folder, error.existing, f"`{called_as} ARGS=--resume`",
+                             f"`{called_as} ARGS=--overwrite`") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    best = out / "best.npz"
+    best = out / BEST
     if best.is_file():  # read back from the file: what it holds, not what this process believes
-        print(f"{best}: {describe_checkpoint(checkpoint_metadata(best))} (the best epoch by {result.monitor})")
+        print(f"{shown(best)}: {describe_checkpoint(checkpoint_metadata(best))} (the best epoch by {result.monitor})")
     return 130 if result.stopped == "interrupted" else 0
 
 
@@ -254,7 +223,7 @@ def run_generate(args):
     require_modules("music21", *(["matplotlib"] if args.plot else []))
     from .pipeline import generate_from_checkpoint
 
-    print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
+    print(f"checkpoint {shown(args.checkpoint)}: {describe_checkpoint(metadata)}")
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     if args.seed is None:
         print(f"seed {seed} (pass --seed {seed} to repeat this)")
@@ -269,10 +238,10 @@ def run_evaluate(args):
     metadata = checkpoint_metadata(args.checkpoint)
     recipe = metadata["config"].get("recipe")
     if args.stride not in (None, 1) and recipe != "seed":
-        raise UserError(f"--stride {args.stride}: only the seed recipe scores windows; {args.checkpoint} is a "
+        raise SettingError(f"--stride {args.stride}: only the seed recipe scores windows; {args.checkpoint} is a "
                         f"{recipe} checkpoint, scored on whole pieces")
     if args.primers is not None and (recipe != "groove" or not args.generation_stats):
-        raise UserError(f"--primers {args.primers}: only the groove recipe's --generation-stats generates from "
+        raise SettingError(f"--primers {args.primers}: only the groove recipe's --generation-stats generates from "
                         f"several primers; {args.checkpoint} is a {recipe} checkpoint"
                         + ("" if recipe != "groove" else " and --generation-stats was not given"))
     args = with_defaults(args, EVALUATE_SETTINGS)
@@ -281,7 +250,7 @@ def run_evaluate(args):
     require_modules("music21")
     from .pipeline import evaluate_checkpoint, greedy_versus_sampled
 
-    print(f"checkpoint {args.checkpoint}: {describe_checkpoint(metadata)}")
+    print(f"checkpoint {shown(args.checkpoint)}: {describe_checkpoint(metadata)}")
     report = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
                                  stride=args.stride).to_dict()
     if args.generation_stats:
@@ -297,61 +266,19 @@ def run_evaluate(args):
                                                             seed=args.seed, data=args.data)
     if args.json:
         atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-        print(f"wrote {args.json}")
+        print(f"wrote {shown(args.json)}")
     return 0
 
 
 def run_show(args):
-    for line in describe_run(Path(args.run)):
+    for line in describe_run(args.run):
         print(line)
     return 0
 
 
-def describe_run(folder):
-    """One line per file of a run folder: where it is and what it holds (checkpoints read from their metadata)."""
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder (give the --out folder of `deeprnn train`)")
-    rows = []
-    for name, role in (("best.npz", "the best epoch (what generate and evaluate use)"),
-                       ("last.npz", "the latest epoch, with optimizer state (train --resume continues it)")):
-        if (folder / name).is_file():
-            rows.append((folder / name, f"{describe_checkpoint(checkpoint_metadata(folder / name))}: {role}"))
-    history = folder / "history.csv"
-    if history.is_file():
-        epochs = max(0, len(history.read_text(encoding="utf-8").splitlines()) - 1)
-        rows.append((history, f"loss per epoch ({epochs} epochs)"))
-    for name, what in (("loss.png", "the loss curves"), ("config.json", "the run's settings and tokenizer")):
-        if (folder / name).is_file():
-            rows.append((folder / name, what))
-    for midi in sorted(folder.glob("*.mid")):
-        rows.append((midi, "generated MIDI (drums on channel 10)"))
-        for suffix, what in ((".png", "its drum grid"), (".wav", "its audio")):
-            if midi.with_suffix(suffix).is_file():
-                rows.append((midi.with_suffix(suffix), what))
-    for report in sorted(folder.glob("*.json")):
-        if report.name != "config.json":
-            rows.append((report, describe_evaluation(report)))
-    if not rows:
-        raise UserError(f"{folder}: holds no run (no checkpoints, history or generated files)")
-    width = max(len(str(path)) for path, _ in rows)
-    return [f"{str(path):<{width}}  {what}" for path, what in rows]
-
-
-def describe_evaluation(path):
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        scores = {name: value["nll"] for name, value in report.items() if isinstance(value, dict) and "nll" in value}
-    except (OSError, ValueError, TypeError, KeyError):
-        return "a JSON file (not an evaluation report)"
-    if not scores:
-        return "a JSON file (not an evaluation report)"
-    numbers = ", ".join(f"{name} {nll:.3f}" for name, nll in scores.items())
-    return f"{report.get('split', '?')} split, NLL in nats per token: {numbers}"
-
-
 def run_sweep(args):
     if args.show and (args.show[0] != "show" or len(args.show) != 2):
-        raise UserError(f"{' '.join(args.show)}: expected `deeprnn sweep show FOLDER` (or flags only, to run one)")
+        raise SettingError(f"{' '.join(args.show)}: expected `deeprnn sweep show FOLDER` (or flags only, to run one)")
     require_modules("optuna", "music21", "tqdm", "matplotlib", *(["psycopg"] if args.storage else []))
     from .sweep import command
 
@@ -390,18 +317,30 @@ def limit_blas_threads(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def expected_errors():
-    """Failures that are the user's situation, not a bug: reported in one line."""
-    from .model import NonFiniteLossError
-    from .music.groove import GrooveDataError
-    from .pipeline import CheckpointError
+# What to lower when a command runs out of memory: only flags that command has.
+MEMORY_ADVICE = {"train": "try a smaller --batch-size, --units or --max-files",
+                 "generate": "try a smaller --num-steps, or a machine with more memory for this checkpoint's model",
+                 "evaluate": "try a smaller --generation-stats or --primers, or a machine with more memory",
+                 "show": "a file of the run folder is larger than this machine can read",
+                 "sweep": "try a smaller --workers, or train settings that need less memory"}
+REPORT_BUG = ("this is a bug in deeprnn, not in what you asked for: please report it with the command and the "
+              "traceback above (DEEPRNN_TRACEBACK=1 shows every error's traceback)")
 
-    return (CheckpointError, GrooveDataError, NonFiniteLossError, ValueError, OSError)
+
+def parse_arguments(argv):
+    """The parsed flags; a flag one subcommand does not know is that subcommand's one-line error."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    args = with_defaults(args, MACHINE_SETTINGS)
+    for stream in (sys.stdout, sys.stderr):  # a path that is not valid UTF-8 is printed escaped, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    args = with_defaults(parse_arguments(argv), MACHINE_SETTINGS)
     where = f"{PROG} {args.command}"
     try:
         if getattr(args, "device", None) is not None:
@@ -426,13 +365,18 @@ def main(argv=None):
     except MemoryError:
         if os.environ.get("DEEPRNN_TRACEBACK"):
             raise
-        print(f"{where}: error: out of memory (try a smaller --batch-size, --units or --max-files)", file=sys.stderr)
+        print(f"{where}: error: out of memory ({MEMORY_ADVICE[args.command]})", file=sys.stderr)
         return 1
-    except Exception as error:
-        # UserError first: reporting it must not need the pipeline's imports
-        if os.environ.get("DEEPRNN_TRACEBACK") or not (isinstance(error, UserError)
-                                                      or isinstance(error, expected_errors())):
+    except (DeeprnnError, OSError) as error:
+        # the user's situation (a setting, a file, data, a missing extra, the disk): one line
+        if os.environ.get("DEEPRNN_TRACEBACK"):
             raise
         message = " ".join(str(error).split())  # one line, whatever the error's text holds
         print(f"{where}: error: {message}", file=sys.stderr)
+        return 1
+    except Exception:
+        if os.environ.get("DEEPRNN_TRACEBACK"):
+            raise
+        traceback.print_exc()
+        print(f"{where}: {REPORT_BUG}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 comes before any work: bad flag values (type, finiteness, sign, range) name the flag and the value; contradicting
 flags are refused rather than one silently winning; a missing optional dependency names the extra to install."""
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import deeprnn
 from deeprnn import backend, cli, layers
 from deeprnn.cli import main
+from deeprnn.errors import DataError, ModelFileError
 from deeprnn.pipeline.settings import MACHINE_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +192,83 @@ def test_the_cpu_runs_with_one_blas_thread_unless_told_otherwise(monkeypatch, ca
     main(["evaluate", "--checkpoint", "nope.npz"])
     main(["evaluate", "--checkpoint", "nope.npz", "--blas-threads", "0"])
     assert asked == [1, 0]
+
+
+def test_a_flag_typo_under_a_command_names_the_command(capsys):
+    status, errors = run_main(["train", "--epocs", "3"], capsys)
+    assert status == 2 and errors == ["deeprnn train: error: unrecognized arguments: --epocs 3 "
+                                      "(see deeprnn train --help)"]
+
+
+def test_a_file_that_is_not_a_model_file_is_said_to_be_one(tmp_path, capsys):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n1,2.0,2.1\n")
+    for command in ("generate", "evaluate"):
+        status, errors = run_main([command, "--checkpoint", str(history)], capsys)
+        assert status == 1 and errors == [f"deeprnn {command}: error: --checkpoint {history}: not a model file (a "
+                                          "checkpoint is the best.npz or last.npz that `deeprnn train` writes)"]
+
+
+@pytest.mark.parametrize("error, one_line", [
+    (DataError("info.csv: no drummer column"), True),
+    (ModelFileError("best.npz: truncated"), True),
+    (FileNotFoundError(2, "No such file or directory"), True),
+    (KeyError("tokenizer"), False),
+    (TypeError("unsupported operand"), False),
+    (ValueError("a shape mismatch somewhere inside"), False),
+])
+def test_the_library_errors_are_one_line_and_anything_else_is_a_bug_with_its_traceback(error, one_line, capsys,
+                                                                                         monkeypatch):
+    def fails(args):
+        raise error
+    monkeypatch.setitem(cli.COMMANDS, "show", fails)
+    monkeypatch.delenv("DEEPRNN_TRACEBACK", raising=False)
+    status, errors = run_main(["show", "anywhere"], capsys)
+    assert status == 1
+    if one_line:
+        assert len(errors) == 1 and errors[0].startswith("deeprnn show: error: "), errors
+    else:
+        assert errors[0] == "Traceback (most recent call last):" and type(error).__name__ in errors[-2], errors
+        assert errors[-1].startswith("deeprnn show: this is a bug in deeprnn, not in what you asked for: please "
+                                     "report it"), errors
+    monkeypatch.setenv("DEEPRNN_TRACEBACK", "1")
+    with pytest.raises(type(error)):
+        main(["show", "anywhere"])
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "show"])
+def test_out_of_memory_advice_names_only_flags_the_command_has(command, capsys, monkeypatch):
+    def runs_out(args):
+        raise MemoryError
+    monkeypatch.setitem(cli.COMMANDS, command, runs_out)
+    argv = {"train": ["train"], "generate": ["generate", "--checkpoint", "x.npz"],
+            "evaluate": ["evaluate", "--checkpoint", "x.npz"], "show": ["show", "x"]}[command]
+    status, errors = run_main(argv, capsys)
+    assert status == 1 and len(errors) == 1 and errors[0].startswith(f"deeprnn {command}: error: out of memory (")
+    flags = {action.option_strings[-1] for action in cli.build_parser().command_parsers[command]._actions
+             if action.option_strings}
+    named = {word.strip(",()") for word in errors[0].split() if word.startswith("--")}
+    assert named <= flags, (named - flags)
+
+
+def test_show_does_not_read_a_huge_history_and_counts_a_normal_one_in_chunks(tmp_path, capsys):
+    fake_checkpoint(tmp_path / "best.npz", 2, 1.4)
+    with open(tmp_path / "history.csv", "wb") as history:
+        history.truncate(5 * 2**30)   # 5 GB, sparse: no disk used, but read whole it would be 5 GB of memory
+    assert main(["show", str(tmp_path)]) == 0
+    assert "5.0 GB: too large to be a run's loss history, not read" in capsys.readouterr().out
+    (tmp_path / "history.csv").write_text("epoch,loss\n" + "".join(f"{epoch},1.0\n" for epoch in range(1, 8)))
+    assert main(["show", str(tmp_path)]) == 0
+    assert "loss per epoch (7 epochs)" in capsys.readouterr().out
+
+
+def test_a_file_name_that_is_not_utf8_and_holds_a_newline_is_printed_escaped(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    fake_checkpoint(folder / "best.npz", 2, 1.4)
+    os.close(os.open(os.path.join(os.fsencode(folder), b"pi\xffece\n1.mid"), os.O_CREAT | os.O_WRONLY))
+    result = run_program("show", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    midi_lines = [line for line in result.stdout.splitlines() if "generated MIDI" in line]
+    assert len(midi_lines) == 1 and "pi\\udcffece\\n1.mid" in midi_lines[0], result.stdout

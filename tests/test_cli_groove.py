@@ -1,6 +1,9 @@
 """Both recipes train, generate and evaluate from the command line on the shared Groove copy (tiny models,
 3 files per split, 1-2 epochs); --resume continues to the very weights of an uninterrupted run."""
 
+import os
+import shutil
+
 import numpy
 import pytest
 
@@ -29,6 +32,15 @@ def test_drums_recipe_trains_generates_and_evaluates(groove, tmp_path, capsys):
     assert sequence.events and all(event.is_drum for event in sequence.events)  # channel 10
     assert sequence.qpm != 120.0  # the primer's tempo, not a default
     assert midi.with_suffix(".png").is_file()
+
+    # a primer whose name is not UTF-8 and holds a newline: the lines after the MIDI is written print it escaped
+    odd = os.path.join(os.fsencode(tmp_path), b"pr\xffimer\n.mid")
+    shutil.copyfile(midi, odd)
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out / "best.npz"), "--num-steps", "8", "--seed", "3",
+                 "--primer", os.fsdecode(odd), "--out", str(tmp_path / "continued.mid")]) == 0
+    primer_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("primer: "))
+    assert "pr\\udcffimer\\n.mid (" in primer_line, primer_line
 
     assert main(["evaluate", "--checkpoint", str(out / "best.npz"), "--split", "test",
                  "--json", str(tmp_path / "eval.json")]) == 0

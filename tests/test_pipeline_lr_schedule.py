@@ -92,3 +92,18 @@ def test_train_config_names_an_unknown_schedule():
         TrainConfig(lr_schedule="linear")
     assert TrainConfig().resolved().lr_schedule == "cooldown"               # the drums recipe's default
     assert TrainConfig(recipe="seed").resolved().lr_schedule == "constant"  # the tutorial as written
+
+
+def test_the_budgeted_plan_is_announced_once_and_again_only_when_it_really_moves():
+    """Epoch times jitter, so the plan moves by one epoch back and forth (32, 33, 32...): said once, not each time."""
+    lines = []
+    schedule = CosineDecay(1e-3, epochs=100, budget_minutes=1, hold=HOLD, log=lines.append)
+    schedule.set_model(small_model())
+    elapsed = 0.0
+    for epoch, seconds in enumerate([1.8, 1.85, 1.8, 1.85, 1.8]):
+        elapsed += seconds
+        schedule.on_epoch_end(epoch, {"seconds": seconds, "elapsed": elapsed})
+    assert lines == ["learning rate: cooldown over 33 epochs (those the time budget holds)"]
+    elapsed += 6.0
+    schedule.on_epoch_end(5, {"seconds": 6.0, "elapsed": elapsed})   # the machine got three times slower
+    assert len(lines) == 2 and "over 13 epochs" in lines[1]

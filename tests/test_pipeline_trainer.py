@@ -72,3 +72,34 @@ def test_the_history_of_a_resumed_run_continues_and_best_is_the_minimum(groove, 
     losses = [row["val_loss"] for row in result.history]
     assert result.best == min(losses) and result.best_epoch == 1 + int(numpy.argmin(losses))
     assert result.history[-1]["elapsed"] == pytest.approx(sum(row["seconds"] for row in result.history))
+
+
+def test_the_budget_line_follows_the_last_epochs_line_in_minutes_to_two_decimals(groove, tmp_path):
+    lines = []
+    result = train(tiny(groove, epochs=5, time_budget=1e-4), tmp_path / "run", progress=False, log=lines.append)
+    assert result.stopped == "time budget" and result.epochs_done == 1
+    epoch_line = next(index for index, line in enumerate(lines) if line.startswith("epoch   1/5"))
+    budget_line = next(index for index, line in enumerate(lines) if line.startswith("time budget"))
+    assert epoch_line < budget_line, lines
+    assert re.match(r"time budget of 0\.0001 min reached after \d+\.\d\d min \(another epoch would take ~\d+ s\); "
+                    r"a larger --time-budget with --resume continues$", lines[budget_line]), lines[budget_line]
+
+
+def test_a_resumed_run_whose_budget_is_spent_trains_no_further_epoch(groove, tmp_path):
+    """The budget counts the time already trained (kept in last.npz): the same budget again trains nothing, each
+    further resume too; a larger one continues."""
+    out = tmp_path / "run"
+    train(tiny(groove, epochs=5, time_budget=1e-4), out, progress=False, log=lambda line: None)
+    last = (out / "last.npz").read_bytes()
+    for _ in range(2):
+        lines = []
+        result = train(tiny(groove, epochs=5, time_budget=1e-4), out, resume=True, progress=False,
+                       log=lines.append)
+        assert result.stopped == "time budget" and result.epochs_done == 1
+        assert (out / "last.npz").read_bytes() == last
+        assert re.match(r"the time budget of 0\.0001 min is spent \(\d+\.\d\d min over 1 epochs, another would "
+                        r"take ~\d+ s\): nothing to train; a larger --time-budget with --resume continues$",
+                        lines[-1]), lines
+    result = train(tiny(groove, epochs=2, time_budget=60.0), out, resume=True, progress=False,
+                   log=lambda line: None)
+    assert result.stopped == "completed" and result.epochs_done == 2

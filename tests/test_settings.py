@@ -3,13 +3,16 @@ checks and the recipes' defaults are read from the declarations, so no default o
 import inspect
 import math
 
+import numpy
 import pytest
 
 from deeprnn.cli import COMMAND_SETTINGS, add_settings, build_parser, main
 from deeprnn.errors import SettingError
+from deeprnn.music import read_events, write_midi
 from deeprnn.pipeline import (RECIPES, Sampling, TrainConfig, evaluate_checkpoint, generate_from_checkpoint,
                               greedy_versus_sampled)
 from deeprnn.pipeline.expressive_statistics import generation_distributions
+from deeprnn.pipeline.generation import check_midi_length
 from deeprnn.pipeline.recipes import CELLS, RESUMABLE_CHANGES
 from deeprnn.pipeline.settings import (CELL_NAMES, EVALUATE_SETTINGS, GENERATE_SETTINGS, RECIPE_NAMES,
                                        TRAIN_SETTINGS, Setting, train_setting)
@@ -108,7 +111,7 @@ def out_of_range(setting):
 
 NUMERIC = [(command, setting) for command, settings in COMMAND_SETTINGS.items() for setting in settings
            if setting.type in (int, float)]
-REQUIRED = {"train": [], "generate": ["--checkpoint", "nope.npz"], "evaluate": ["--checkpoint", "nope.npz"]}
+REQUIRED = {"train": [], "generate": ["--checkpoint", "nope.npz"], "evaluate": ["--checkpoint", "nope.npz"], "sweep": []}
 
 
 @pytest.mark.parametrize("command, setting", NUMERIC, ids=[f"{c}{s.flag}" for c, s in NUMERIC])
@@ -185,3 +188,24 @@ def test_a_new_setting_is_one_declaration():
     assert "a made-up setting for this test [none]" in commands.choices["train"].format_help()
     with pytest.raises(SettingError, match="--mood must be one of none, calm, got 'x'"):
         extra.check("x")
+
+
+@pytest.mark.parametrize("recipe_name, most", [("drums", 32764), ("groove", 32764), ("seed", 16382)])
+def test_a_num_steps_the_midi_file_could_not_hold_is_refused_before_generating(recipe_name, most):
+    """8192 quarter notes in a MIDI file: 4 grid steps a quarter (drums, groove), 2 tokens a quarter (seed); one
+    quarter kept for the last note."""
+    recipe = RECIPES[recipe_name]
+    tokenizer = recipe.make_tokenizer()
+    check_midi_length(recipe, tokenizer, most, primer_tokens=0, phase=0.0)
+    with pytest.raises(SettingError, match=rf"^--num-steps {most + 1}: .* give at most {most}$"):
+        check_midi_length(recipe, tokenizer, most + 1, primer_tokens=0, phase=0.0)
+    with pytest.raises(SettingError, match=rf"give at most {most - 100} \(the primer is included\)$"):
+        check_midi_length(recipe, tokenizer, most, primer_tokens=100, phase=0.0)
+
+
+def test_the_longest_drums_output_allowed_is_written(tmp_path):
+    recipe, tokenizer = RECIPES["drums"], RECIPES["drums"].make_tokenizer()
+    steps = numpy.full(32764, 1)   # the step token that strikes one class: a hit at every step
+    events = recipe.decode_generated(steps, tokenizer, numpy.random.default_rng(0))
+    write_midi(events, tmp_path / "longest.mid")
+    assert len(read_events(tmp_path / "longest.mid").events) == 32764

@@ -5,14 +5,17 @@
     generate_from_checkpoint("runs/try/best.npz", "runs/try/generated.mid", plot=True)
     evaluate_checkpoint("runs/try/best.npz", split="validation")
 
-Modules: ``recipes`` (the seed and drums recipes: defaults, models, the validated ``TrainConfig``), ``arguments``
-(numeric settings checked at the boundary), ``datasets`` (files and tokens of each split), ``windows`` (training
+Modules: ``settings`` (every setting of train, generate and evaluate, declared once: type, range, per-recipe
+default, help), ``recipes`` (the drums, groove and seed recipes behind one ``Recipe`` interface, and
+``TrainConfig``, one field per train setting), ``datasets`` (files and tokens of each split), ``windows`` (training
 windows as views, and ``TrainingWindows``, the data source ``fit`` trains on), ``features`` (model inputs),
-``trainer`` (``Sequential.fit`` with its callbacks: the run's checkpoints, log and time budget), ``checkpoints``
-(one file with model, tokenizer and config), ``stepping`` (a stateful twin of a model, to carry state between
-calls), ``scoring`` (the model's NLL), ``ngram`` (baselines), ``sequence_statistics`` (how varied generated tokens
-are), ``generation``, ``evaluation`` (the evaluate command), ``plotting``, ``audio``. The command line over them
-is ``deeprnn.cli``. The bar-position layer is ``deeprnn.layers.StepCounterEmbedding``.
+``trainer`` (``Sequential.fit`` with its callbacks: the run's checkpoints, log and time budget), ``run_log``
+(history.csv, loss.png, the epoch lines), ``lr_schedule``, ``run_folder`` (the files of a run folder and what each
+holds), ``checkpoints`` (one file with model, tokenizer and config), ``stepping`` (a stateful twin of a model, to
+carry state between calls), ``scoring`` (the model's NLL), ``ngram`` (baselines), ``sequence_statistics`` and
+``expressive_statistics`` (how generated music compares), ``generation``, ``evaluation`` (the evaluate command),
+``style_judge``, ``plotting``, ``audio``. The command line over them is ``deeprnn.cli``. The bar-position layer is
+``deeprnn.layers.StepCounterEmbedding``.
 """
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .evaluation import evaluate_checkpoint

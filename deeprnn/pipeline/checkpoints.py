@@ -12,6 +12,7 @@ config's cell, depth and widths against the layers; a mismatch is a ``Checkpoint
 from dataclasses import dataclass, field
 
 from .. import saving
+from ..errors import ModelFileError
 from ..layers import RNN, ConditionedEmbedding, Dense, Embedding, StepCounterEmbedding
 from ..music import Tokenizer
 from ..music.labels import LabelVocabulary, parse_conditions
@@ -22,7 +23,7 @@ FORMAT = "deeprnn-music-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelFileError):
     """A checkpoint is missing, not one of ours, or does not fit the tokenizer, config or data it is used with."""
 
 
@@ -70,8 +71,13 @@ def load_checkpoint(path):
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a deeprnn music checkpoint (no tokenizer or training config in it); "
                               "use one written by `deeprnn train` (best.npz or last.npz)")
-    tokenizer = Tokenizer.from_json(metadata["tokenizer"])
-    config = TrainConfig.from_dict(metadata["config"])
+    try:
+        tokenizer = Tokenizer.from_json(metadata["tokenizer"])
+        config = TrainConfig.from_dict(metadata["config"])
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        # metadata edited by hand: a missing entry, a list where an object goes, a setting out of its range
+        raise CheckpointError(f"{path}: its metadata does not describe a model it can load "
+                              f"({type(error).__name__}: {error})") from None
     try:
         model = saving.load_model(path)
     except ValueError as error:

@@ -44,8 +44,8 @@ def evaluate_checkpoint(checkpoint_path, split=evaluate_setting("split").default
                         stride=evaluate_setting("stride").default, log=print):
     """Mean NLL per token and perplexity of a checkpoint on a split, with unigram and trigram baselines fitted on
     the training split and scored on the same target tokens."""
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"--stride must be a positive integer, got {stride!r}")
+    evaluate_setting("split").check(split)
+    evaluate_setting("stride").check(stride)
     checkpoint = load_checkpoint(checkpoint_path)
     recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
     music = open_data(tokenizer, data if data is not None else checkpoint.source, config)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy
 from scipy.stats import wasserstein_distance
 
+from ..errors import DataError, SettingError
 from ..music import read_events
 from ..music.drum_grid import DRUM_CLASS_NAMES, NUM_CLASSES, NUM_MASKS
 from ..music.midi_io import DEFAULT_VELOCITY
@@ -165,7 +166,7 @@ def hit_scores(model, sequences, encoding, steps_of, tokenizer, baselines=None, 
                                                            - v_centres[true_velocity]).sum())
         sums["baseline_offset_error"] += float(numpy.abs(ROBOTIC_OFFSET - o_centres[true_offset]).sum())
     if scores.steps == 0:
-        raise ValueError("nothing to score: the split has no grid steps")
+        raise DataError("nothing to score: the split has no grid steps")
     return scores
 
 
@@ -290,8 +291,8 @@ def generation_distributions(checkpoint_path, split="test", num_steps=evaluate_s
     checkpoint = load_checkpoint(checkpoint_path)
     recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
     if getattr(tokenizer, "offset_bins", None) is None:
-        raise ValueError(f"{checkpoint_path}: a {config.recipe} checkpoint generates no velocities or offsets "
-                         "(the groove recipe does)")
+        raise SettingError(f"{checkpoint_path}: a {config.recipe} checkpoint generates no velocities or offsets "
+                           "(the groove recipe does)")
     rng = numpy.random.default_rng(seed)
     performances = []
     for _ in range(primers):

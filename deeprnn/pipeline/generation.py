@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy
 
 from .. import backend
-from ..errors import SettingError
+from ..errors import DataError, SettingError
 from ..music import read_events, write_midi
+from ..music.limits import MAX_PIECE_QUARTERS
 from .checkpoints import load_checkpoint
 from .datasets import open_data
+from .run_folder import shown
 from .sequence_statistics import format_statistics, token_statistics
 from .settings import evaluate_setting, generate_setting
 from .stepping import serving_model, stateful_twin
@@ -240,7 +242,7 @@ def primer_from_file(path, length, recipe, config, tokenizer):
     full = numpy.asarray(tokenizer.encode_file(path))
     tokens = trim_unplayable(full, recipe.forbidden_tokens(tokenizer))
     if not len(tokens):
-        raise ValueError(f"--primer {path}: no notes this checkpoint's tokenizer encodes")
+        raise DataError(f"--primer {path}: no notes this checkpoint's tokenizer encodes")
     steps_of = recipe.steps_of(config, tokenizer)
     steps = None if steps_of is None else steps_of(full)[:len(tokens)]
     offset = 0 if length is None else max(0, len(tokens) - length)
@@ -299,6 +301,17 @@ def greedy_versus_sampled(checkpoint_path, num_steps=evaluate_setting("generatio
     return results
 
 
+def check_midi_length(recipe, tokenizer, num_steps, primer_tokens, phase):
+    """Refuse, before generating, a --num-steps whose music could outlast what a MIDI file holds here
+    (``MAX_PIECE_QUARTERS``), rather than fail when writing it; one quarter is kept for the last note's length."""
+    per_token = recipe.quarters_per_token(tokenizer)
+    room = int((MAX_PIECE_QUARTERS - 1 - phase) / per_token) - primer_tokens
+    if num_steps > room:
+        raise SettingError(f"--num-steps {num_steps}: {recipe.name} tokens can last up to {per_token:g} quarter "
+                           f"notes each and a MIDI file holds {MAX_PIECE_QUARTERS}: give at most {room}"
+                           + (" (the primer is included)" if primer_tokens else ""))
+
+
 def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("num_steps").default, sampling=None,
                              primer_path=None, primer_length=None, seed=None, window_rerun=False, include_primer=False,
                              data=None, plot=False, wav=False, log=print):
@@ -312,11 +325,12 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
         sampling = Sampling(greedy=checkpoint.recipe.greedy_by_default)
     rng = numpy.random.default_rng(seed)
     primer = choose_primer(checkpoint, rng, primer_path, primer_length, data)
+    # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
+    phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
+    check_midi_length(checkpoint.recipe, tokenizer, num_steps, len(primer.tokens) if include_primer else 0, phase)
     generated = generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun)
 
     tokens = numpy.concatenate([primer.tokens, generated.tokens]) if include_primer else generated.tokens
-    # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
-    phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
     # the groove recipe draws each hit's velocity and offset inside its sampled bins: a seeded draw, from rng
     decoded = checkpoint.recipe.decode_generated(tokens, tokenizer, rng)
     events = [event._replace(start=event.start + phase) for event in decoded]
@@ -325,11 +339,11 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
     write_midi(events, out, qpm=primer.qpm, time_signature=primer.time_signature)
     statistics = token_statistics(generated.tokens)
     report = GenerationReport(out, primer, generated, statistics, sampling)
-    log(f"primer: {len(primer.tokens)} tokens from {primer.source} ({primer.qpm:g} qpm)")
+    log(f"primer: {len(primer.tokens)} tokens from {shown(primer.source)} ({primer.qpm:g} qpm)")
     log(f"generated {len(generated.tokens)} tokens ({sampling.describe()}, {generated.method}) in "
         f"{generated.seconds:.2f} s: {generated.ms_per_token:.2f} ms/token")
     log(f"tokens: {format_statistics(statistics)}")
-    log(f"wrote {out} ({len(events)} notes{', primer included' if include_primer else ''})")
+    log(f"wrote {shown(out)} ({len(events)} notes{', primer included' if include_primer else ''})")
     if plot:
         from .plotting import plot_events
         primer_end = phase + checkpoint.recipe.duration_of(primer.tokens, tokenizer) if include_primer else None
@@ -337,12 +351,12 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
                                   title=f"{out.name}: {config.recipe}, {sampling.describe()}",
                                   steps_per_quarter=getattr(tokenizer, "steps_per_quarter", 4),
                                   primer_end=primer_end)
-        log(f"wrote {report.plot}")
+        log(f"wrote {shown(report.plot)}")
     if wav:
         from .audio import AudioUnavailable, render_wav
         try:
             report.wav = render_wav(out)
-            log(f"wrote {report.wav}")
+            log(f"wrote {shown(report.wav)}")
         except AudioUnavailable as error:
             print(f"--wav: {error}", file=sys.stderr)
     return report

@@ -23,6 +23,9 @@ from ..callbacks import LearningRateScheduler
 SCHEDULES = ("constant", "cosine", "cooldown")
 FLOOR = 0.02   # alpha: the last epochs still move a little
 HOLD = 0.7     # the cooldown's constant part
+# The plan follows every epoch's time, so it moves by an epoch as times jitter (32, 33, 32...); the log says it
+# again only when it moved by more than this fraction since it last said it.
+CHANGE = 0.1
 
 
 class CosineDecay(LearningRateScheduler):
@@ -34,6 +37,7 @@ class CosineDecay(LearningRateScheduler):
         self.initial_lr, self.epochs, self.alpha, self.hold, self.log = initial_lr, epochs, alpha, hold, log
         self.budget = None if budget_minutes is None else 60.0 * budget_minutes
         self.planned = None if self.budget is not None else epochs
+        self.announced = None  # the plan last logged
 
     def rate(self, epoch, lr):
         if self.planned is None:          # the first epoch of a budgeted run, before the plan exists
@@ -45,18 +49,19 @@ class CosineDecay(LearningRateScheduler):
         super().on_epoch_end(epoch, logs)
         if self.budget is not None:
             still = int(max(self.budget - logs["elapsed"], 0.0) // max(logs["seconds"], 1e-9))
-            planned = max(1, min(self.epochs, epoch + 1 + still))
-            if planned != self.planned:
-                self.log(f"learning rate: {'cooldown' if self.hold else 'cosine decay'} over {planned} epochs "
+            self.planned = max(1, min(self.epochs, epoch + 1 + still))
+            if self.announced is None or abs(self.planned - self.announced) > CHANGE * self.announced:
+                self.log(f"learning rate: {'cooldown' if self.hold else 'cosine decay'} over {self.planned} epochs "
                          "(those the time budget holds)")
-            self.planned = planned
+                self.announced = self.planned
 
     def get_state(self):
-        return {"planned": self.planned}
+        return {"planned": self.planned, "announced": self.announced}
 
     def set_state(self, state):
         if self.budget is not None:   # without a budget the plan is this run's --epochs, set in __init__
             self.planned = state["planned"]
+            self.announced = state.get("announced", self.planned)
 
 
 def learning_rate_schedule(config, log=print):

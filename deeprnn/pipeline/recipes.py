@@ -15,6 +15,7 @@
 A ``TrainConfig`` holds every choice of a run, one field per setting declared in ``settings.TRAIN_SETTINGS``
 (with each recipe's default); it is saved in each checkpoint, so generate and resume need nothing else.
 """
+import abc
 import dataclasses
 import functools
 
@@ -23,7 +24,8 @@ import numpy
 from .. import layers, optimizers
 from ..errors import SettingError
 from ..model import Sequential
-from ..music import DrumGridTokenizer, ExpressiveDrumGridTokenizer
+from ..music import DrumGridTokenizer, ExpressiveDrumGridTokenizer, SeedTokenizer
+from ..music.seed_tokenizer import DECODE_OFFSET
 from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
 from .ngram import Triples, trigram_triples
 from .scoring import piece_nll, window_nll
@@ -75,16 +77,100 @@ def recipe_defaults(name):
     return {**{setting.name: setting.default_for(name) for setting in TRAIN_SETTINGS}, "recipe": name}
 
 
-class DrumsRecipe:
+class Recipe(abc.ABC):
+    """What a recipe declares: its tokens, the model's inputs and layers, the loss and what the best checkpoint is
+    chosen by, how it is scored and generated from. Its settings' defaults are read from ``settings.py``
+    (``defaults``). The methods with a body here are what most recipes share; a recipe overrides what differs.
+    """
+
+    name: str                # the --recipe value (settings.RECIPE_NAMES)
+    loss: object             # what ``model.compile(loss=...)`` takes
+    monitor: str             # the log entry the best checkpoint is chosen by ("val_loss" or "loss")
+    validation_label: str    # how the per-epoch validation score is described in the run's log
+    greedy_by_default: bool  # generate's decoding when no sampling flag is given
+    defaults: dict           # every train setting's value for this recipe, from the declarations
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = recipe_defaults(cls.name)
+
+    @abc.abstractmethod
+    def make_tokenizer(self):
+        """A fresh tokenizer (the seed recipe's learns its vocabulary from the training split)."""
+
+    @abc.abstractmethod
+    def input_encoding(self, config, vocab_size):
+        """Tokens -> the model's input (``features.py``)."""
+
+    @abc.abstractmethod
+    def build_model(self, config, vocab_size):
+        """The compiled model of ``config`` for a vocabulary of ``vocab_size`` tokens."""
+
+    @abc.abstractmethod
+    def windows(self, sequences, config, tokenizer):
+        """The training windows of ``sequences`` (``windows.py``)."""
+
+    @abc.abstractmethod
+    def score(self, model, sequences, config, tokenizer, stride=None):
+        """(sum of NLL, count) of the tokens the recipe predicts in ``sequences``."""
+
+    @abc.abstractmethod
+    def scored_triples(self, sequences, config, tokenizer, stride=None):
+        """The targets ``score`` scores, with their two-token histories, for the n-gram baselines."""
+
+    @abc.abstractmethod
+    def training_triples(self, sequences, config, tokenizer, stride=None):
+        """Every target of the training split with its history, to fit the n-gram baselines."""
+
+    @abc.abstractmethod
+    def window_starts(self, piece, length, time_signature, tokenizer):
+        """Offsets where a primer of ``length`` tokens of ``piece`` may begin."""
+
+    @abc.abstractmethod
+    def duration_of(self, tokens, tokenizer):
+        """How long ``tokens`` last when decoded, in quarter notes."""
+
+    @abc.abstractmethod
+    def quarters_per_token(self, tokenizer):
+        """The most quarter notes one token can add to the decoded music (bounds the length a MIDI file holds)."""
+
+    @abc.abstractmethod
+    def forbidden_tokens(self, tokenizer):
+        """Tokens never sampled mid-piece."""
+
+    def check(self, config):
+        """Settings that do not fit this recipe together (each alone is checked by its declaration)."""
+
+    def steps_of(self, config, tokenizer):
+        """piece -> grid step of each token, when the input needs it, else None."""
+        return None
+
+    def next_step(self, step, token, tokenizer):
+        """The step counter after ``token``."""
+        return step + 1
+
+    def grammar(self, tokenizer):
+        """What a sampler must keep beyond ``forbidden_tokens``: nothing (every token may follow any)."""
+        return None
+
+    def decode_generated(self, tokens, tokenizer, rng):
+        """Generated tokens -> note events."""
+        return tokenizer.decode(tokens)
+
+    def stream(self, sequences, config, tokenizer):
+        return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer))
+
+    def validation_score(self, model, sequences, config, tokenizer):
+        """The per-epoch validation score: ``score`` unless that costs too much to run every epoch."""
+        return self.score(model, sequences, config, tokenizer)
+
+
+class DrumsRecipe(Recipe):
     name = "drums"
     loss = {"name": "sparse_categorical_crossentropy", "from_logits": True}
     monitor = "val_loss"  # best checkpoint by validation loss
     validation_label = "validation loss (whole pieces)"
     greedy_by_default = False
-    defaults = recipe_defaults(name)
-
-    def check(self, config):
-        """Settings that do not fit this recipe together (each alone is checked by its declaration)."""
 
     def make_tokenizer(self):
         return DrumGridTokenizer()
@@ -137,20 +223,13 @@ class DrumsRecipe:
         """How long ``tokens`` last when decoded, in quarter notes: one grid step per step token."""
         return float(numpy.sum(numpy.asarray(tokens) < tokenizer.start_token)) / tokenizer.steps_per_quarter
 
+    def quarters_per_token(self, tokenizer):
+        """A step token is one grid step; hit tokens and specials add nothing."""
+        return 1 / tokenizer.steps_per_quarter
+
     def forbidden_tokens(self, tokenizer):
         """Never sampled mid-piece: START, and END (we want the number of steps asked for)."""
         return [tokenizer.start_token, tokenizer.end_token]
-
-    def grammar(self, tokenizer):
-        """What a sampler must keep beyond ``forbidden_tokens``: nothing (every step token may follow any)."""
-        return None
-
-    def decode_generated(self, tokens, tokenizer, rng):
-        """Generated tokens -> note events (the grid decodes deterministically)."""
-        return tokenizer.decode(tokens)
-
-    def stream(self, sequences, config, tokenizer):
-        return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer))
 
     def windows(self, sequences, config, tokenizer):
         encoding = self.input_encoding(config, tokenizer.vocab_size)
@@ -168,24 +247,21 @@ class DrumsRecipe:
                                        for s in sequences)
 
     training_triples = scored_triples
-    validation_score = score
 
 
-class SeedRecipe:
+class SeedRecipe(Recipe):
     name = "seed"
     loss = "categorical_crossentropy"  # the tutorial's one-hot targets
     monitor = "loss"  # the tutorial's ModelCheckpoint(monitor='loss', save_best_only=True)
     validation_label = "validation loss (one window in seq_len)"
     greedy_by_default = True
-    defaults = recipe_defaults(name)
     head_units = 128
 
     def check(self, config):
         if config.bar_position:
-            raise SettingError("--bar-position belongs to the drums recipe; the seed recipe's input is index/vocab")
+            raise SettingError("--bar-position belongs to the drums and groove recipes; the seed recipe's input is index/vocab")
 
     def make_tokenizer(self):
-        from ..music import SeedTokenizer
         return SeedTokenizer()
 
     def input_encoding(self, config, vocab_size):
@@ -202,33 +278,20 @@ class SeedRecipe:
                   layers.Dense(vocab_size), layers.Activation("softmax")]
         return compiled(Sequential(stack, name="seed"), (None, None, 1), config, self.loss)
 
-    def steps_of(self, config, tokenizer):
-        return None
-
-    def next_step(self, step, token, tokenizer):
-        return step + 1
-
     def window_starts(self, piece, length, time_signature, tokenizer):
         """Any offset: the tutorial's tokens follow onsets, not a grid, so they know no bars."""
         return numpy.arange(len(piece) - length + 1)
 
     def duration_of(self, tokens, tokenizer):
         """The tutorial's decoding: 0.5 quarter notes per token."""
-        from ..music.seed_tokenizer import DECODE_OFFSET
-        return len(tokens) * DECODE_OFFSET
+        return len(tokens) * self.quarters_per_token(tokenizer)
+
+    def quarters_per_token(self, tokenizer):
+        return DECODE_OFFSET
 
     def forbidden_tokens(self, tokenizer):
         """UNK stands for symbols unseen in training; it decodes to silence, so it is never generated."""
         return [tokenizer.unk_id]
-
-    def grammar(self, tokenizer):
-        return None
-
-    def decode_generated(self, tokens, tokenizer, rng):
-        return tokenizer.decode(tokens)
-
-    def stream(self, sequences, config, tokenizer):
-        return TokenStream.from_sequences(sequences)
 
     def windows(self, sequences, config, tokenizer):
         encoding = self.input_encoding(config, tokenizer.vocab_size)
@@ -264,7 +327,6 @@ class GrooveRecipe(DrumsRecipe):
     """
 
     name = "groove"
-    defaults = recipe_defaults(name)
 
     def make_tokenizer(self):
         return ExpressiveDrumGridTokenizer()

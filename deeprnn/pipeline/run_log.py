@@ -34,6 +34,11 @@ class ValidationScore(Callback):
                                      "model's outputs overflowed); training stopped")
 
 
+def minutes(seconds):
+    """A duration in minutes as a log line gives it: two decimals under 10 min (0.12 min), one above (14.6 min)."""
+    return f"{seconds / 60:.2f} min" if seconds < 600 else f"{seconds / 60:.1f} min"
+
+
 class RunLog(Callback):
     """Rows of (epoch, loss, val_loss, seconds, elapsed), the best epoch by ``monitor``, written as files and lines."""
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
+from ..errors import DataError
 from ..losses import EPSILON
 from .stepping import serving_model, stateful_twin
 
@@ -116,5 +117,5 @@ class Score:
     @classmethod
     def from_sum(cls, total, count):
         if count == 0:
-            raise ValueError("nothing to score: the split has no target tokens")
+            raise DataError("nothing to score: the split has no target tokens")
         return cls(total / count, count)

@@ -25,27 +25,31 @@ and keeps the last good files. A folder that holds a run is never trained into a
 (``overwrite=True``); ``resume=True`` continues it.
 """
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import backend
 from ..callbacks import BackupAndRestore, ModelCheckpoint, TimeBudget
+from ..errors import SettingError
 from ..files import FolderLock, atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
-from .checkpoints import CheckpointError, check_resume, checkpoint_metadata, load_checkpoint
+from .checkpoints import Checkpoint, CheckpointError, check_resume, checkpoint_metadata, load_checkpoint
 from .datasets import open_data, resolve_source
 from .lr_schedule import learning_rate_schedule
-from .recipes import TrainConfig, get_recipe
-from .run_log import ProgressBar, RunLog, ValidationScore
+from .recipes import get_recipe
+from .run_folder import BEST, CONFIG_JSON, HISTORY_CSV, LAST, LOSS_PNG, RUN_FILES
+from .run_log import ProgressBar, RunLog, ValidationScore, minutes
 from .windows import TrainingWindows
 
-LAST, BEST = "last.npz", "best.npz"
-HISTORY_CSV, LOSS_PNG, CONFIG_JSON = "history.csv", "loss.png", "config.json"
-RUN_FILES = (LAST, BEST, HISTORY_CSV, LOSS_PNG, CONFIG_JSON)
 
+class RunExistsError(SettingError):
+    """``train`` was pointed at a folder that holds a run, without resume or overwrite. ``resume`` and
+    ``overwrite`` are how the message spells the two ways on (the command line's flags, or a make target's)."""
 
-class RunExistsError(CheckpointError):
-    """``train`` was pointed at a folder that holds a run, without resume or overwrite."""
+    def __init__(self, folder, existing, resume="--resume", overwrite="--overwrite"):
+        self.folder, self.existing = folder, existing
+        super().__init__(f"{folder} holds a training run ({', '.join(existing)}); continue it with {resume}, or "
+                         f"start over with {overwrite}")
 
 
 @dataclass
@@ -62,39 +66,23 @@ class TrainingResult:
         return self.history[-1]["epoch"] if self.history else 0
 
 
-@dataclass
-class Run:
-    """A training run, prepared: model, data and where the last one stopped (``training``, empty when fresh)."""
-
-    config: TrainConfig
-    source: str
-    model: object
-    tokenizer: object
-    data: object
-    training: dict = field(default_factory=dict)
-
-    @property
-    def recipe(self):
-        return get_recipe(self.config.recipe)
-
-
 def check_out_dir(out_dir, resume, overwrite):
     """Refuse to start afresh over a run; with ``overwrite``, remove its files. Leftover temporaries go either way."""
     if resume and overwrite:
-        raise ValueError("--resume continues the run in --out, --overwrite starts it over: give one of them")
+        raise SettingError("--resume continues the run in --out, --overwrite starts it over: give one of them")
     remove_stale_temporaries(out_dir)
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if resume or not existing:
         return
     if not overwrite:
-        raise RunExistsError(f"{out_dir} holds a training run ({', '.join(existing)}); continue it with --resume, "
-                             "or start over with --overwrite")
+        raise RunExistsError(out_dir, existing)
     for name in existing:
         (out_dir / name).unlink()
 
 
 def prepare(requested, out_dir, resume=False):
-    """The Run for ``requested`` (a TrainConfig, None for flags not given): fresh, or resumed from out_dir/last.npz.
+    """(checkpoint, data) of the run ``requested`` asks for (a TrainConfig, None for flags not given): a fresh
+    model (a Checkpoint not yet written, its ``training`` empty), or the one resumed from out_dir/last.npz.
 
     A resumed run takes every setting from the checkpoint; giving a different one (other than --epochs or
     --time-budget) is a CheckpointError.
@@ -112,8 +100,7 @@ def prepare(requested, out_dir, resume=False):
         for key in ("epochs", "time_budget"):
             if getattr(requested, key) is not None:
                 setattr(config, key, getattr(requested, key))
-        data = open_data(checkpoint.tokenizer, checkpoint.source, config)
-        return Run(config, checkpoint.source, checkpoint.model, checkpoint.tokenizer, data, checkpoint.training)
+        return checkpoint, open_data(checkpoint.tokenizer, checkpoint.source, config)
 
     config = requested.resolved()
     recipe = get_recipe(config.recipe)
@@ -123,7 +110,7 @@ def prepare(requested, out_dir, resume=False):
     data = open_data(tokenizer, config.data, config)
     data.split("train")  # fits the vocabulary (seed) before the model is sized by it
     model = recipe.build_model(config, tokenizer.vocab_size)
-    return Run(config, config.data, model, tokenizer, data)
+    return Checkpoint(str(out_dir / LAST), model, tokenizer, config, config.data), data
 
 
 def load_checkpoint_for_resume(path):
@@ -146,18 +133,21 @@ def train(requested, out_dir, resume=False, progress=True, log=print, overwrite=
     out_dir = Path(out_dir)
     with FolderLock(out_dir):
         check_out_dir(out_dir, resume, overwrite)
-        run = prepare(requested, out_dir, resume)
-        return fit_run(run, out_dir, progress=progress, log=log, extra_callbacks=extra_callbacks)
+        run, data = prepare(requested, out_dir, resume)
+        return fit_run(run, data, out_dir, progress=progress, log=log, extra_callbacks=extra_callbacks)
 
 
-def fit_run(run, out_dir, progress=True, log=print, extra_callbacks=()):
-    """``run.model.fit`` over the run's training windows with the run's callbacks (see the module docstring)."""
+def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
+    """``run.model.fit`` over the training windows of ``data`` with the run's callbacks (see the module docstring).
+
+    run: the Checkpoint ``prepare`` gives, fresh or resumed.
+    """
     config, recipe, tokenizer, model = run.config, run.recipe, run.tokenizer, run.model
-    train_split, validation_split = run.data.split("train"), run.data.split("validation")
+    train_split, validation_split = data.split("train"), data.split("validation")
     source = TrainingWindows(recipe.windows(train_split.sequences, config, tokenizer), config.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(run, out_dir / CONFIG_JSON)
-    describe(run, source, train_split, validation_split, log)
+    describe(run, data, source, train_split, validation_split, log)
 
     def metadata(epoch, logs):
         training = {"epoch": epoch + 1, "monitor": recipe.monitor, recipe.monitor: logs[recipe.monitor]}
@@ -165,13 +155,23 @@ def fit_run(run, out_dir, progress=True, log=print, extra_callbacks=()):
 
     best = ModelCheckpoint(out_dir / BEST, monitor=recipe.monitor, save_best_only=True, save_weights_only=True,
                            metadata=metadata)
-    budget = TimeBudget(config.time_budget, log=log)
+    # the budget's verdict is logged after the epoch's own line, once fit is done
+    budget = TimeBudget(config.time_budget, log=lambda line: None)
     schedule = learning_rate_schedule(config, log=log)
     scheduled = [] if schedule is None else [schedule]
     run_log = RunLog(out_dir / HISTORY_CSV, out_dir / LOSS_PNG, recipe.monitor, recipe.validation_label,
                      config.epochs, log=log)
-    backup = BackupAndRestore(out_dir / LAST, delete_checkpoint=False, metadata=metadata,
-                              state_of=[best, budget, run_log] + scheduled)
+    state_of = [best, budget, run_log] + scheduled
+    backup = BackupAndRestore(out_dir / LAST, delete_checkpoint=False, metadata=metadata, state_of=state_of)
+    if run.training:
+        # what fit's BackupAndRestore restores, read now: a spent budget is known before the first resumed epoch
+        for callback, state in zip(state_of, run.training.get("callbacks", [])):
+            callback.set_state(state)
+        spent = budget_spent(budget, run_log)
+        if spent:
+            log(f"{spent}: nothing to train; a larger --time-budget with --resume continues")
+            return TrainingResult(out_dir, run_log.rows, run_log.best, run_log.best_epoch, "time budget",
+                                  recipe.monitor)
     bar = ProgressBar(config.epochs, enabled=progress)
     # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
     callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer), budget, *scheduled,
@@ -190,15 +190,28 @@ def fit_run(run, out_dir, progress=True, log=print, extra_callbacks=()):
         raise NonFiniteLossError(f"{error}; {kept}; lower --lr or set --clipnorm") from None
     if budget.stopped_epoch is not None:
         stopped = "time budget"
-        log("a larger --time-budget with --resume continues")
+        log(f"time budget of {config.time_budget:g} min reached after {minutes(budget.elapsed)} (another epoch "
+            f"would take ~{run_log.rows[-1]['seconds']:.0f} s); a larger --time-budget with --resume continues")
     return TrainingResult(out_dir, run_log.rows, run_log.best, run_log.best_epoch, stopped, recipe.monitor)
 
 
-def describe(run, source, train_split, validation_split, log):
+def budget_spent(budget, run_log):
+    """A sentence saying the time budget is spent, else None: TimeBudget's rule (the time trained so far plus one
+    more epoch like the last would pass it), on the state a resumed run restored."""
+    if budget.budget is None or not run_log.rows:
+        return None
+    last = run_log.rows[-1]
+    if budget.elapsed + last["seconds"] <= budget.budget:
+        return None
+    return (f"the time budget of {budget.budget / 60:g} min is spent ({minutes(budget.elapsed)} over "
+            f"{last['epoch']} epochs, another would take ~{last['seconds']:.0f} s)")
+
+
+def describe(run, data, source, train_split, validation_split, log):
     config = run.config
     log(f"recipe {config.recipe}: {config.layers} x {config.cell.upper()}({config.units}), "
         f"vocabulary {run.tokenizer.vocab_size}, {run.model.count_params():,} parameters, device {backend.device()}")
-    log(f"data {run.source}{' (official split)' if run.data.files.official else ''}: "
+    log(f"data {run.source}{' (official split)' if data.files.official else ''}: "
         f"train {len(train_split.sequences)} files / {train_split.num_tokens:,} tokens, "
         f"validation {len(validation_split.sequences)} files / {validation_split.num_tokens:,} tokens; "
         f"{source.windows.per_epoch:,} windows of {config.seq_len} per epoch, batch {config.batch_size}")

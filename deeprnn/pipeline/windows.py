@@ -23,6 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend
 from ..data import PyDataset
+from ..errors import DataError
 
 
 @dataclass
@@ -55,7 +56,7 @@ class TokenStream:
 class WindowsBase:
     def __init__(self, stream, seq_len, encoding):
         if len(stream) <= seq_len:
-            raise ValueError(f"the corpus has {len(stream)} tokens, not enough for one window of --seq-len "
+            raise DataError(f"the corpus has {len(stream)} tokens, not enough for one window of --seq-len "
                              f"{seq_len} plus its target; lower --seq-len or add files")
         self.stream, self.seq_len, self.encoding = stream, int(seq_len), encoding
         self.view = sliding_window_view(stream.tokens, self.seq_len + 1)  # (N - T, T + 1), a view
