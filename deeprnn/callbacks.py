@@ -13,7 +13,7 @@ import warnings
 import numpy
 
 from . import backend
-from .serialization import json_entry, read_archive
+from .serialization import check_resume_state, json_entry, read_archive, restore_field
 
 
 class Callback:
@@ -177,6 +177,8 @@ class ModelCheckpoint(Callback):
             # only a value that is in the file raises the bar: a skipped (NaN-weight) epoch must not
             self.best = current
 
+    state_fields = {"best": (float, None)}  # what get_state gives, checked by BackupAndRestore before set_state
+
     def get_state(self):
         return {"best": self.best}
 
@@ -209,6 +211,8 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    state_fields = {"best": (float, None), "wait": int}
 
     def get_state(self):
         # the best weights themselves are not kept: a resumed run restores the best from its own epochs
@@ -245,10 +249,12 @@ class BackupAndRestore(Callback):
         training = metadata.get("training") or {}
         if "epoch" not in training or "rng_state" not in training:
             raise ValueError(f"{self.filepath} holds no training state to resume from")
+        check_resume_state(training, self.state_of, self.filepath)  # a file edited by hand: one line naming the field
         self.model.restore_arrays(arrays, self.filepath)
-        backend.set_rng_state(training["rng_state"])
-        for callback, state in zip(self.state_of, training.get("callbacks", [])):
-            callback.set_state(state)
+        restore_field(self.filepath, "metadata.training.rng_state", backend.set_rng_state, training["rng_state"])
+        for index, (callback, state) in enumerate(zip(self.state_of, training.get("callbacks", []))):
+            restore_field(self.filepath, f"metadata.training.callbacks[{index}] ({type(callback).__name__})",
+                          callback.set_state, state)
         self.restored_epoch = self.saved_epoch = int(training["epoch"])
         self.model._initial_epoch = self.restored_epoch  # Keras's hook: fit continues with the next epoch
 
@@ -319,6 +325,8 @@ class TimeBudget(Callback):
             self.stopped_epoch = epoch + 1
             self.log(f"time budget of {self.budget / 60:g} min reached after {self.elapsed / 60:.1f} min (another "
                      f"epoch would take ~{seconds:.0f} s)")
+
+    state_fields = {"elapsed": float}
 
     def get_state(self):
         return {"elapsed": self.elapsed}

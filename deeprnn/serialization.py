@@ -307,9 +307,12 @@ class ModelArchive:
             arrays["optimizer_iterations"] = numpy.array(self.iterations())
             trainable = model.trainable_variables
             keys = numbered_keys(self.entries, "optimizer_")
-            if (len(keys) % len(trainable) if trainable else keys):
-                raise ModelFileError(f"{self.path}: holds {len(keys)} optimizer arrays, not a whole number of "
-                                     f"slots for the model's {len(trainable)} trainable weights")
+            slots = getattr(model.optimizer, "slots", None)  # arrays per trainable variable, where it says
+            if (len(keys) % len(trainable) if trainable else keys) or (keys and slots is not None
+                                                                       and len(keys) != slots * len(trainable)):
+                raise ModelFileError(f"{self.path}: holds {len(keys)} optimizer arrays, not "
+                                     f"{slots or 'a whole number of'} slot(s) for each of the model's "
+                                     f"{len(trainable)} trainable weights")
             for index, key in enumerate(keys):
                 variable = trainable[index % len(trainable)]
                 state = self.weights(key, variable.shape, f"optimizer slot of {variable.name}")
@@ -385,6 +388,31 @@ def check_fields(document, schema, path, field):
     if not any(matches(document, kind) for kind in allowed):
         names = " or ".join("null" if kind is None else kind.__name__ for kind in allowed)
         raise ModelFileError(f"{path}: {field} must be {names}, found {json_type(document)} {short(document)}")
+
+
+# What BackupAndRestore keeps under the metadata's "training" (its own fields; the pipeline adds others).
+RESUME_FIELDS = {"epoch": int, "rng_state": dict, "callbacks": Optional([(dict, None)])}
+
+
+def check_resume_state(training, callbacks, path, field="metadata.training"):
+    """Raise ModelFileError unless ``training`` has ``RESUME_FIELDS``, a non-negative epoch, and for each of
+    ``callbacks`` that declares ``state_fields`` (a ``check_fields`` schema) a state with those fields."""
+    check_fields(training, RESUME_FIELDS, path, field)
+    if training["epoch"] < 0:
+        raise ModelFileError(f"{path}: {field}.epoch is {training['epoch']}, an epoch count must be >= 0")
+    for index, (callback, state) in enumerate(zip(callbacks, training.get("callbacks", []))):
+        fields = getattr(callback, "state_fields", None)
+        if fields is not None:
+            check_fields(state, fields, path, f"{field}.callbacks[{index}] ({type(callback).__name__})")
+
+
+def restore_field(path, field, restore, value):
+    """``restore(value)`` with a value read from the file's ``field``; the errors a setter raises on a value of the
+    wrong form (a missing key, a wrong type) become a ModelFileError naming the file and the field."""
+    try:
+        restore(value)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: {field} cannot be restored ({type(error).__name__}: {error})") from None
 
 
 def matches(value, kind):

@@ -324,3 +324,91 @@ def test_a_keras_config_nested_deep_or_a_weights_bomb_is_refused_before_it_is_pa
             for _ in range(64):
                 entry.write(bytes(1 << 20))
     assert "entry model.weights.h5 declares 67,108,864 bytes inflated from" in refused(path, keras_io.load_keras)
+
+
+# -- class 2, the resume state: what BackupAndRestore reads back is checked field by field ---------------------------
+
+RESUME_DATA = (numpy.random.default_rng(1).random((6, 4, 3)), numpy.eye(3)[numpy.arange(6) % 3])
+
+
+def resumable_callbacks(folder):
+    best = dr.callbacks.ModelCheckpoint(str(folder / "best.npz"), monitor="loss", save_best_only=True)
+    budget = dr.callbacks.TimeBudget(log=lambda line: None)
+    stopper = dr.callbacks.EarlyStopping(monitor="loss", patience=5)
+    return [best, budget, stopper]
+
+
+@pytest.fixture(scope="module")
+def backup(tmp_path_factory):
+    """(the bytes of last.npz after one epoch of fit with BackupAndRestore, its metadata)."""
+    folder = tmp_path_factory.mktemp("backup")
+    model = small_model()
+    stateful = resumable_callbacks(folder)
+    keeper = dr.callbacks.BackupAndRestore(folder / "last.npz", delete_checkpoint=False, state_of=stateful)
+    model.fit(*RESUME_DATA, epochs=1, verbose=0, callbacks=[*stateful, keeper])
+    data = (folder / "last.npz").read_bytes()
+    return data, dr.load_metadata(folder / "last.npz")
+
+
+def resume(path):
+    """Continue the fit saved at ``path`` by one epoch, as `train --resume` does."""
+    model = small_model()
+    stateful = resumable_callbacks(path.parent)
+    keeper = dr.callbacks.BackupAndRestore(path, delete_checkpoint=False, state_of=stateful)
+    model.fit(*RESUME_DATA, epochs=2, verbose=0, callbacks=[*stateful, keeper])
+    return keeper
+
+
+def with_training(backup, tmp_path, change):
+    """last.npz with its metadata's training state changed by ``change(training)`` (in place, or what it returns
+    when that is not None)."""
+    data, metadata = backup
+    path = tmp_path / "last.npz"
+    path.write_bytes(data)
+    with numpy.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    metadata = json.loads(json.dumps(metadata))
+    changed = change(metadata["training"])
+    if changed is not None:
+        metadata["training"] = changed
+    arrays["metadata"] = numpy.array(json.dumps(metadata))
+    return write_model_file(path, arrays)
+
+
+def test_the_intact_backup_resumes(backup, tmp_path):
+    assert resume(with_training(backup, tmp_path, lambda training: None)).restored_epoch == 1
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: t.update(rng_state="PCG64"), "metadata.training.rng_state must be dict, found a string"),
+    (lambda t: t["rng_state"]["init"].update(state="x"), "metadata.training.rng_state cannot be restored"),
+    (lambda t: t["rng_state"].__delitem__("shuffle"), "metadata.training.rng_state cannot be restored (KeyError"),
+    (lambda t: t.update(epoch=-1), "metadata.training.epoch is -1, an epoch count must be >= 0"),
+    (lambda t: t.update(epoch="1"), "metadata.training.epoch must be int, found a string"),
+    (lambda t: t.update(callbacks={"best": 1}), "metadata.training.callbacks must be a list, found an object"),
+    (lambda t: t["callbacks"][0].__delitem__("best"), "metadata.training.callbacks[0] (ModelCheckpoint) has no 'best' entry"),
+    (lambda t: t["callbacks"][1].update(elapsed="soon"),
+     "metadata.training.callbacks[1] (TimeBudget).elapsed must be float, found a string"),
+    (lambda t: t["callbacks"][2].update(wait=1.5), "metadata.training.callbacks[2] (EarlyStopping).wait must be int"),
+])
+def test_an_edited_resume_state_is_refused_naming_the_field(backup, tmp_path, change, words):
+    path = with_training(backup, tmp_path, change)
+    with pytest.raises(ModelFileError) as caught:
+        resume(path)
+    assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value)
+
+
+def test_any_edit_of_the_resume_state_resumes_or_is_one_line_naming_the_file(backup, tmp_path):
+    training = backup[1]["training"]
+
+    @FUZZ
+    @given(edit=architecture_edit(training))
+    def run(edit):
+        path = with_training(backup, tmp_path, lambda t: edited(training, *edit))
+        try:
+            resume(path)
+        except ModelFileError as error:
+            assert str(error).startswith(f"{path}: ") and "\n" not in str(error)
+        except ValueError as error:   # the one refusal BackupAndRestore words itself
+            assert str(error) == f"{path} holds no training state to resume from"
+    run()
