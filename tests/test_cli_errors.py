@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import deeprnn
-from deeprnn import backend, cli, layers
+from deeprnn import backend, cli, layers, pipeline
 from deeprnn.cli import main
 from deeprnn.errors import DataError, ModelFileError
 from deeprnn.pipeline.settings import MACHINE_SETTINGS
@@ -272,3 +272,19 @@ def test_a_file_name_that_is_not_utf8_and_holds_a_newline_is_printed_escaped(tmp
     assert "Traceback" not in result.stderr
     midi_lines = [line for line in result.stdout.splitlines() if "generated MIDI" in line]
     assert len(midi_lines) == 1 and "pi\\udcffece\\n1.mid" in midi_lines[0], result.stdout
+
+
+def test_under_make_a_run_folder_that_holds_a_run_says_the_make_command(tmp_path, capsys, monkeypatch):
+    def holds_a_run(config, out, **kwargs):
+        raise pipeline.RunExistsError(out, ["last.npz", "best.npz"])
+    monkeypatch.setattr(pipeline, "train", holds_a_run)
+    argv = ["train", "--out", str(tmp_path / "run")]
+    monkeypatch.delenv("DEEPRNN_CALLED_AS", raising=False)
+    status, errors = run_main(argv, capsys)
+    assert status == 1 and errors == [f"deeprnn train: error: {tmp_path / 'run'} holds a training run (last.npz, "
+                                      "best.npz); continue it with --resume, or start over with --overwrite"]
+    monkeypatch.setenv("DEEPRNN_CALLED_AS", "make train")   # what the Makefile's train target sets
+    status, errors = run_main(argv, capsys)
+    assert status == 1 and errors == [f"deeprnn train: error: {tmp_path / 'run'} holds a training run (last.npz, "
+                                      "best.npz); continue it with `make train ARGS=--resume`, or start over with "
+                                      "`make train ARGS=--overwrite`"]

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeprnn.errors import SettingError
 from deeprnn.music import groove
 
 CONDITIONS = ("style", "tempo", "fill")
@@ -75,8 +76,8 @@ def parse_conditions(text):
     names = tuple(name.strip() for name in str(text).split(","))
     unknown = [name for name in names if name not in CONDITIONS]
     if unknown or len(set(names)) != len(names):
-        raise ValueError(f"--condition takes a comma-separated list of {', '.join(CONDITIONS)} (each once), "
-                         f"got {text!r}")
+        raise SettingError(f"--condition takes a comma-separated list of {', '.join(CONDITIONS)} (each once), "
+                           f"got {text!r}")
     return tuple(name for name in CONDITIONS if name in names)  # the columns' order is fixed, whatever the flag's
 
 
@@ -126,13 +127,13 @@ class LabelVocabulary:
         return [self.vocabularies[name].index(self.label(name, labels)) for name in self.names]
 
     def id_of(self, name, label, flag=None):
-        """The id of a label asked for by name; ValueError listing the known ones."""
+        """The id of a label asked for by name; a SettingError listing the known ones."""
         known = self.vocabularies.get(name)
         if known is None:
-            raise ValueError(f"{flag or name}: this model was not trained with the {name} condition "
-                             f"(its conditions: {', '.join(self.names) or 'none'})")
+            raise SettingError(f"{flag or name}: this model was not trained with the {name} condition "
+                               f"(its conditions: {', '.join(self.names) or 'none'})")
         if label not in known:
-            raise ValueError(f"{flag or name} {label!r} is not one this model knows; known: {', '.join(known)}")
+            raise SettingError(f"{flag or name} {label!r} is not one this model knows; known: {', '.join(known)}")
         return known.index(label)
 
     def to_json(self):
