@@ -222,7 +222,8 @@ GENERATE_SETTINGS = (
     Setting("window_rerun", "the tutorial's method: re-run the last --seq-len tokens for every new token", bool, False),
     Setting("plot", "also write a PNG drum grid / piano roll beside --out", bool, False),
     Setting("wav", "also render a WAV with fluidsynth (if installed)", bool, False),
-    Setting("data", "where the validation split is, if not where the checkpoint was trained"),
+    Setting("data", "where the validation split is, if not where the checkpoint was trained",
+            default_text="the checkpoint's data"),
     # the three below ask a checkpoint trained with --condition for a piece: from silence unless --primer is given
     Setting("style", "a --condition style checkpoint: generate in this style from silence (`deeprnn show` lists "
                      "them)", metavar="STYLE", default_text="the primer's"),
@@ -235,10 +236,10 @@ GENERATE_SETTINGS = (
 EVALUATE_SETTINGS = (
     Setting("checkpoint", "a best.npz or last.npz written by train", required=True),
     Setting("split", "the split to score", choices=("validation", "test"), default="validation"),
-    Setting("data", "where the data is, if not where the checkpoint was trained"),
+    Setting("data", "where the data is, if not where the checkpoint was trained", default_text="the checkpoint's data"),
     # the stride-1 score already costs a forward pass per token: a larger stride only drops windows
     Setting("stride", "seed recipe only: score every stride-th window", int, 1, minimum=1, maximum=16384),
-    Setting("json", "also write the numbers as JSON", metavar="FILE"),
+    Setting("json", "also write the numbers as JSON", metavar="FILE", unset="no file"),
     Setting("generation_stats", "also generate N tokens greedy and sampled from one validation primer and report "
                                 "distinct tokens, longest run and longest loop of each", int, minimum=1,
             maximum=32768, const=500, metavar="N", default_text="off; N alone: 500"),
