@@ -288,3 +288,16 @@ def test_under_make_a_run_folder_that_holds_a_run_says_the_make_command(tmp_path
     assert status == 1 and errors == [f"deeprnn train: error: {tmp_path / 'run'} holds a training run (last.npz, "
                                       "best.npz); continue it with `make train ARGS=--resume`, or start over with "
                                       "`make train ARGS=--overwrite`"]
+
+
+def test_a_pipe_given_as_checkpoint_or_primer_is_refused_without_opening_it(tmp_path, capsys):
+    fifo = tmp_path / "x.mid"
+    os.mkfifo(fifo)   # opening it to read would wait forever for a writer
+    checkpoint = str(fake_checkpoint(tmp_path / "best.npz", 1, 1.5))
+    cases = [(["generate", "--checkpoint", str(fifo)], f"--checkpoint {fifo}: is not a regular file"),
+             (["evaluate", "--checkpoint", str(fifo)], f"--checkpoint {fifo}: is not a regular file"),
+             (["generate", "--checkpoint", checkpoint, "--primer", str(fifo), "--out", str(tmp_path / "g.mid")],
+              f"--primer {fifo}: is not a regular file")]
+    for argv, message in cases:
+        status, errors = run_main(argv, capsys)
+        assert status == 1 and len(errors) == 1 and message in errors[0], errors
