@@ -14,6 +14,7 @@ without label columns take ``labels`` and leave them out: an unconditioned model
 import numpy
 
 from .. import backend
+from ..errors import SettingError
 from ..music.labels import UNKNOWN, LabelVocabulary, labels_of, read_labels, tempo_bin
 
 
@@ -101,12 +102,12 @@ def requested_labels(vocabulary, style=None, bpm=None, fill=None, base=None):
     """(K,) the label ids generation tells a conditioned model: each condition asked for (``--style``, the tempo
     bin of ``--bpm``, ``--fill``: True fill, False beat), else ``base``'s (the primer piece's ids), else unknown.
 
-    Asking for a label the model was not trained with is a ValueError naming the flag and what it knows.
+    Asking for a label the model was not trained with is a SettingError naming the flag and what it knows.
     """
     if vocabulary is None:
         if style is not None or fill:
             flag = "--style" if style is not None else "--fill"
-            raise ValueError(f"{flag}: this checkpoint was trained without --condition; it knows no labels")
+            raise SettingError(f"{flag}: this checkpoint was trained without --condition; it knows no labels")
         return None
     names = vocabulary.names
     ids = list(base) if base is not None else [vocabulary.id_of(name, UNKNOWN) for name in names]
@@ -118,6 +119,11 @@ def requested_labels(vocabulary, style=None, bpm=None, fill=None, base=None):
         elif label is not None and name != "tempo" and (name != "fill" or fill):
             vocabulary.id_of(name, label, flag)  # not a condition of this model: the error says so
     return numpy.array(ids, dtype=numpy.int64)
+
+
+def describe_labels(vocabulary, ids):
+    """Label ids in words: 'style funk, tempo 80-100, fill beat'."""
+    return ", ".join(f"{name} {vocabulary.vocabularies[name][int(i)]}" for name, i in zip(vocabulary.names, ids))
 
 
 def input_encoding(name, vocab_size):

@@ -31,6 +31,7 @@ from ..music import read_events, write_midi
 from ..music.limits import MAX_PIECE_QUARTERS
 from .checkpoints import load_checkpoint
 from .datasets import open_data
+from .features import describe_labels, label_ids, requested_labels
 from .run_folder import shown
 from .sequence_statistics import format_statistics, token_statistics
 from .settings import evaluate_setting, generate_setting
@@ -90,7 +91,8 @@ def choose_token(probs, sampling, rng, forbidden=()):
 @dataclass
 class Primer:
     """Tokens the generation continues from; steps: their grid steps when the model's input needs them;
-    start: where in its piece the primer begins, in quarter notes (so the output keeps its place in the bar)."""
+    start: where in its piece the primer begins, in quarter notes (so the output keeps its place in the bar);
+    labels: (K,) the label ids a conditioned model is told (its piece's, or what was asked for), else None."""
 
     tokens: numpy.ndarray
     steps: numpy.ndarray | None
@@ -98,6 +100,7 @@ class Primer:
     qpm: float = 120.0
     time_signature: tuple = (4, 4)
     start: float = 0.0
+    labels: numpy.ndarray | None = None
 
     def bar_phase(self, recipe, tokenizer, include_primer):
         """Quarter notes into its bar at which the written output begins: the primer's start, or, when only the
@@ -144,9 +147,10 @@ class TokenPicker:
         return None if previous_step is None else self.recipe.next_step(previous_step, token, self.tokenizer)
 
 
-def encode_context(encoding, tokens, steps):
-    """One sequence as a batch of one: tokens (T,) -> the model's input (1, T, ...)."""
-    return encoding.encode(numpy.asarray(tokens)[None], None if steps is None else numpy.asarray(steps)[None])
+def encode_context(encoding, tokens, steps, labels=None):
+    """One sequence as a batch of one: tokens (T,) (and its labels (K,)) -> the model's input (1, T, ...)."""
+    return encoding.encode(numpy.asarray(tokens)[None], None if steps is None else numpy.asarray(steps)[None],
+                           None if labels is None else numpy.asarray(labels)[None])
 
 
 def last_distribution(probs):
@@ -159,7 +163,7 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker):
     """Feed the primer once, then one token per call of a stateful twin of the model."""
     twin = stateful_twin(model)
     twin.reset_states()
-    probs = twin(encode_context(encoding, primer.tokens, primer.steps))
+    probs = twin(encode_context(encoding, primer.tokens, primer.steps, primer.labels))
     step = None if primer.steps is None else int(primer.steps[-1])
     tokens, distributions = [], []
     began = time.perf_counter()
@@ -170,7 +174,7 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker):
         tokens.append(token)
         distributions.append(p)
         if len(tokens) < num_steps:
-            probs = twin(encode_context(encoding, [token], None if step is None else [step]))
+            probs = twin(encode_context(encoding, [token], None if step is None else [step], primer.labels))
     return Generated(numpy.array(tokens, numpy.int64), numpy.array(distributions), time.perf_counter() - began,
                      "state-carrying")
 
@@ -183,7 +187,7 @@ def generate_window_rerun(model, encoding, primer, num_steps, picker, window):
     tokens, distributions = [], []
     began = time.perf_counter()
     for _ in range(num_steps):
-        x = encode_context(encoding, context[-window:], None if steps is None else steps[-window:])
+        x = encode_context(encoding, context[-window:], None if steps is None else steps[-window:], primer.labels)
         p = last_distribution(served.predict(x, batch_size=1))  # from zero state: a new call, a new window
         token = picker.pick(p)
         if steps is not None:
@@ -269,8 +273,19 @@ def choose_primer(checkpoint, rng, primer_path=None, primer_length=None, data=No
     recipe, tokenizer, config = checkpoint.recipe, checkpoint.tokenizer, checkpoint.config
     if primer_path is not None:
         return primer_from_file(primer_path, primer_length, recipe, config, tokenizer)
-    validation = open_data(tokenizer, data if data is not None else checkpoint.source, config).split("validation")
-    return primer_from_split(validation, primer_length or config.seq_len, rng, recipe, config, tokenizer)
+    music = open_data(tokenizer, data if data is not None else checkpoint.source, config)
+    primer = primer_from_split(music.split("validation"), primer_length or config.seq_len, rng, recipe, config,
+                               tokenizer)
+    if checkpoint.labels is not None:  # a conditioned model continues the piece told the piece's labels
+        primer.labels = label_ids(checkpoint.labels, [primer.source], music.files.source)[0]
+    return primer
+
+
+def silence(checkpoint, qpm):
+    """The primer of a request (--style, --fill): the START token alone, a piece beginning at a downbeat."""
+    tokens = numpy.array([checkpoint.tokenizer.start_token])
+    steps_of = checkpoint.recipe.steps_of(checkpoint.config, checkpoint.tokenizer)
+    return Primer(tokens, None if steps_of is None else steps_of(tokens), None, qpm)
 
 
 def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=False):
@@ -314,17 +329,35 @@ def check_midi_length(recipe, tokenizer, num_steps, primer_tokens, phase):
 
 def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("num_steps").default, sampling=None,
                              primer_path=None, primer_length=None, seed=None, window_rerun=False, include_primer=False,
-                             data=None, plot=False, wav=False, log=print):
-    """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV)."""
+                             data=None, plot=False, wav=False, style=None, bpm=None, fill=False, log=print):
+    """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV).
+
+    A request (``style``, ``fill``; ``bpm`` too for a checkpoint conditioned on tempo) starts from silence unless a
+    ``primer_path`` is given, and tells a conditioned model those labels (``features.requested_labels``); ``bpm``
+    is always the tempo written.
+    """
     generate_setting("num_steps").check(num_steps)
     generate_setting("primer_steps").check(primer_length)
     generate_setting("seed").check(seed)
+    generate_setting("style").check(style)
+    generate_setting("bpm").check(bpm)
+    generate_setting("fill").check(fill)
     checkpoint = load_checkpoint(checkpoint_path)
     tokenizer, config = checkpoint.tokenizer, checkpoint.config
     if sampling is None:
         sampling = Sampling(greedy=checkpoint.recipe.greedy_by_default)
     rng = numpy.random.default_rng(seed)
-    primer = choose_primer(checkpoint, rng, primer_path, primer_length, data)
+    tempo_asked = bpm is not None and "tempo" in (checkpoint.labels.names if checkpoint.labels else ())
+    from_silence = primer_path is None and (style is not None or fill or tempo_asked)
+    if from_silence:
+        primer = silence(checkpoint, bpm or Primer.qpm)
+        primer.labels = requested_labels(checkpoint.labels, style, primer.qpm, fill)
+    else:
+        requested_labels(checkpoint.labels, style, bpm, fill or None)  # a label the model lacks: before any work
+        primer = choose_primer(checkpoint, rng, primer_path, primer_length, data)
+        if checkpoint.labels is not None:
+            primer.labels = requested_labels(checkpoint.labels, style, bpm, fill or None, base=primer.labels)
+        primer.qpm = bpm or primer.qpm
     # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
     phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
     check_midi_length(checkpoint.recipe, tokenizer, num_steps, len(primer.tokens) if include_primer else 0, phase)
@@ -339,7 +372,11 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
     write_midi(events, out, qpm=primer.qpm, time_signature=primer.time_signature)
     statistics = token_statistics(generated.tokens)
     report = GenerationReport(out, primer, generated, statistics, sampling)
-    log(f"primer: {len(primer.tokens)} tokens from {shown(primer.source)} ({primer.qpm:g} qpm)")
+    if from_silence:
+        log(f"from silence: {describe_labels(checkpoint.labels, primer.labels)} ({primer.qpm:g} qpm)")
+    else:
+        log(f"primer: {len(primer.tokens)} tokens from {shown(primer.source)} ({primer.qpm:g} qpm)"
+            + ("" if primer.labels is None else f"; {describe_labels(checkpoint.labels, primer.labels)}"))
     log(f"generated {len(generated.tokens)} tokens ({sampling.describe()}, {generated.method}) in "
         f"{generated.seconds:.2f} s: {generated.ms_per_token:.2f} ms/token")
     log(f"tokens: {format_statistics(statistics)}")

@@ -26,13 +26,16 @@ from ..errors import SettingError
 from ..model import Sequential
 from ..music import DrumGridTokenizer, ExpressiveDrumGridTokenizer, SeedTokenizer
 from ..music.seed_tokenizer import DECODE_OFFSET
-from .features import ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
+from ..music.labels import parse_conditions
+from .features import ConditionedInput, ScaledIndexInput, TokenInput, TokenStepInput, grid_steps
 from .ngram import Triples, trigram_triples
 from .scoring import piece_nll, window_nll
 from .settings import TRAIN_SETTINGS, train_setting
 from .windows import LastTokenWindows, NextTokenWindows, TokenStream
 
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
+STEP_COUNTER_BITS = 6  # Magenta's: the step in the bar (4 bits of 16ths) and the bar in a 4-bar phrase (2 bits)
+LABEL_DIM = 8  # the width of each --condition label's embedding: a few dozen labels at most
 
 
 class ConfigMethods:
@@ -103,16 +106,17 @@ class Recipe(abc.ABC):
         """Tokens -> the model's input (``features.py``)."""
 
     @abc.abstractmethod
-    def build_model(self, config, vocab_size):
-        """The compiled model of ``config`` for a vocabulary of ``vocab_size`` tokens."""
+    def build_model(self, config, vocab_size, labels=None):
+        """The compiled model of ``config`` for a vocabulary of ``vocab_size`` tokens (and, with --condition, the
+        label vocabularies ``labels``)."""
 
     @abc.abstractmethod
-    def windows(self, sequences, config, tokenizer):
-        """The training windows of ``sequences`` (``windows.py``)."""
+    def windows(self, sequences, config, tokenizer, labels=None):
+        """The training windows of ``sequences`` (``windows.py``); ``labels``: (P, K) label ids of each piece."""
 
     @abc.abstractmethod
-    def score(self, model, sequences, config, tokenizer, stride=None):
-        """(sum of NLL, count) of the tokens the recipe predicts in ``sequences``."""
+    def score(self, model, sequences, config, tokenizer, stride=None, labels=None):
+        """(sum of NLL, count) of the tokens the recipe predicts in ``sequences`` (told ``labels``, as ``windows``)."""
 
     @abc.abstractmethod
     def scored_triples(self, sequences, config, tokenizer, stride=None):
@@ -140,6 +144,7 @@ class Recipe(abc.ABC):
 
     def check(self, config):
         """Settings that do not fit this recipe together (each alone is checked by its declaration)."""
+        parse_conditions(config.condition)  # --condition's grammar, which its declaration cannot say
 
     def steps_of(self, config, tokenizer):
         """piece -> grid step of each token, when the input needs it, else None."""
@@ -157,12 +162,12 @@ class Recipe(abc.ABC):
         """Generated tokens -> note events."""
         return tokenizer.decode(tokens)
 
-    def stream(self, sequences, config, tokenizer):
-        return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer))
+    def stream(self, sequences, config, tokenizer, labels=None):
+        return TokenStream.from_sequences(sequences, self.steps_of(config, tokenizer), labels)
 
-    def validation_score(self, model, sequences, config, tokenizer):
+    def validation_score(self, model, sequences, config, tokenizer, labels=None):
         """The per-epoch validation score: ``score`` unless that costs too much to run every epoch."""
-        return self.score(model, sequences, config, tokenizer)
+        return self.score(model, sequences, config, tokenizer, labels=labels)
 
 
 class DrumsRecipe(Recipe):
@@ -176,10 +181,14 @@ class DrumsRecipe(Recipe):
         return DrumGridTokenizer()
 
     def input_encoding(self, config, vocab_size):
-        return TokenStepInput() if config.bar_position else TokenInput()
+        tokens = TokenStepInput() if config.bar_position else TokenInput()
+        return ConditionedInput(tokens) if parse_conditions(config.condition) else tokens
 
-    def build_model(self, config, vocab_size):
+    def build_model(self, config, vocab_size, labels=None):
         """Embedding -> [RNN(units, return_sequences) -> Dropout] x layers -> Dense(vocab) logits.
+
+        With --condition the embedding is a ConditionedEmbedding: each label of ``labels`` (style, tempo, fill)
+        embedded in ``LABEL_DIM`` numbers beside the token at every step (docs/conditioning.md).
 
         The softmax lives in the loss (``from_logits=True``, Keras's spelling): softmax and cross-entropy over the
         (B, T, vocab) head as one pass, gradient p - onehot. Generation and scoring serve the model with a softmax
@@ -189,8 +198,13 @@ class DrumsRecipe(Recipe):
         the embedding, whose bar-position counters should reach the network intact.
         """
         cell = CELLS[config.cell]
-        if config.bar_position:
-            stack = [layers.StepCounterEmbedding(vocab_size, config.embedding_dim)]
+        if labels is not None:
+            conditions = [(name, size, LABEL_DIM) for name, size in zip(labels.names, labels.sizes)]
+            counter_bits = STEP_COUNTER_BITS if config.bar_position else None
+            stack = [layers.ConditionedEmbedding(vocab_size, config.embedding_dim, conditions, counter_bits)]
+            input_shape = (None, None, 1 + int(config.bar_position) + len(conditions))
+        elif config.bar_position:
+            stack = [layers.StepCounterEmbedding(vocab_size, config.embedding_dim, STEP_COUNTER_BITS)]
             input_shape = (None, None, 2)
         else:
             stack = [layers.Embedding(vocab_size, config.embedding_dim)]
@@ -231,14 +245,14 @@ class DrumsRecipe(Recipe):
         """Never sampled mid-piece: START, and END (we want the number of steps asked for)."""
         return [tokenizer.start_token, tokenizer.end_token]
 
-    def windows(self, sequences, config, tokenizer):
+    def windows(self, sequences, config, tokenizer, labels=None):
         encoding = self.input_encoding(config, tokenizer.vocab_size)
-        return NextTokenWindows(self.stream(sequences, config, tokenizer), config.seq_len, encoding)
+        return NextTokenWindows(self.stream(sequences, config, tokenizer, labels), config.seq_len, encoding)
 
-    def score(self, model, sequences, config, tokenizer, stride=None):
+    def score(self, model, sequences, config, tokenizer, stride=None, labels=None):
         """(sum of NLL, count) of every token after each piece's START, with its whole piece as context."""
         encoding = self.input_encoding(config, tokenizer.vocab_size)
-        return piece_nll(model, sequences, encoding, self.steps_of(config, tokenizer))
+        return piece_nll(model, sequences, encoding, self.steps_of(config, tokenizer), labels=labels)
 
     def scored_triples(self, sequences, config, tokenizer, stride=None):
         """The same targets as ``score``, with their two-token histories, for the n-gram baselines."""
@@ -258,6 +272,9 @@ class SeedRecipe(Recipe):
     head_units = 128
 
     def check(self, config):
+        if config.condition:
+            raise SettingError("--condition belongs to the drums and groove recipes; the seed recipe's input is "
+                               "index/vocab")
         if config.bar_position:
             raise SettingError("--bar-position belongs to the drums and groove recipes; the seed recipe's input is index/vocab")
 
@@ -267,7 +284,7 @@ class SeedRecipe(Recipe):
     def input_encoding(self, config, vocab_size):
         return ScaledIndexInput(vocab_size)
 
-    def build_model(self, config, vocab_size):
+    def build_model(self, config, vocab_size, labels=None):
         """[RNN(units, recurrent_dropout)] x layers (the last returns its final state) -> BatchNorm -> Dropout ->
         Dense(128) -> ReLU -> BatchNorm -> Dropout -> Dense(vocab) -> softmax."""
         cell = CELLS[config.cell]
@@ -293,18 +310,18 @@ class SeedRecipe(Recipe):
         """UNK stands for symbols unseen in training; it decodes to silence, so it is never generated."""
         return [tokenizer.unk_id]
 
-    def windows(self, sequences, config, tokenizer):
+    def windows(self, sequences, config, tokenizer, labels=None):
         encoding = self.input_encoding(config, tokenizer.vocab_size)
         return LastTokenWindows(self.stream(sequences, config, tokenizer), config.seq_len, encoding,
                                 tokenizer.vocab_size)
 
-    def score(self, model, sequences, config, tokenizer, stride=1):
+    def score(self, model, sequences, config, tokenizer, stride=1, labels=None):
         """(sum of NLL, count) of token i + T given the T before it, every ``stride``-th window of the pieces
         joined end to end (the tutorial's task)."""
         windows = self.windows(sequences, config, tokenizer)
         return window_nll(model, windows, windows.evaluation_starts(stride))
 
-    def validation_score(self, model, sequences, config, tokenizer):
+    def validation_score(self, model, sequences, config, tokenizer, labels=None):
         """Per epoch, one window in seq_len: the full stride-1 score costs seq_len times more."""
         return self.score(model, sequences, config, tokenizer, stride=config.seq_len)
 

@@ -63,7 +63,15 @@ def describe_checkpoint(metadata):
     monitor = training.get("monitor")
     if isinstance(training.get(monitor), (int, float)):
         text += f", {monitor} {training[monitor]:.3f}"
-    return text
+    return text + describe_labels(metadata.get("labels"))
+
+
+def describe_labels(labels):
+    """A --condition checkpoint's labels, from its metadata: '; styles: funk, jazz, ...; tempo: <80, ...'."""
+    if not isinstance(labels, dict):
+        return ""
+    return "".join(f"; {'styles' if name == 'style' else name}: {', '.join(map(str, known))}"
+                   for name, known in labels.items() if isinstance(known, list))
 
 
 def describe_run(folder):

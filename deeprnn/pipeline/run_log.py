@@ -23,11 +23,13 @@ class ValidationScore(Callback):
     that epoch is written: a NonFiniteLossError.
     """
 
-    def __init__(self, recipe, sequences, config, tokenizer):
+    def __init__(self, recipe, sequences, config, tokenizer, labels=None):
         self.recipe, self.sequences, self.config, self.tokenizer = recipe, sequences, config, tokenizer
+        self.labels = labels  # a --condition run's label ids of each piece
 
     def on_epoch_end(self, epoch, logs=None):
-        total, count = self.recipe.validation_score(self.model, self.sequences, self.config, self.tokenizer)
+        total, count = self.recipe.validation_score(self.model, self.sequences, self.config, self.tokenizer,
+                                                    labels=self.labels)
         logs["val_loss"] = total / count
         if not math.isfinite(logs["val_loss"]):
             raise NonFiniteLossError(f"the validation loss is {logs['val_loss']} after epoch {epoch + 1} (the "

@@ -35,7 +35,9 @@ from ..files import FolderLock, atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
 from .checkpoints import Checkpoint, CheckpointError, check_resume, checkpoint_metadata, load_checkpoint
 from .datasets import open_data, resolve_source
+from .features import fit_labels, label_ids
 from .lr_schedule import learning_rate_schedule
+from ..music.labels import parse_conditions
 from .recipes import get_recipe
 from .run_folder import BEST, CONFIG_JSON, HISTORY_CSV, LAST, LOSS_PNG, RUN_FILES
 from .run_log import ProgressBar, RunLog, ValidationScore, minutes
@@ -108,9 +110,12 @@ def prepare(requested, out_dir, resume=False):
     config.data = resolve_source(config.data)
     tokenizer = recipe.make_tokenizer()
     data = open_data(tokenizer, config.data, config)
-    data.split("train")  # fits the vocabulary (seed) before the model is sized by it
-    model = recipe.build_model(config, tokenizer.vocab_size)
-    return Checkpoint(str(out_dir / LAST), model, tokenizer, config, config.data), data
+    train_split = data.split("train")  # fits the vocabulary (seed) before the model is sized by it
+    conditions = parse_conditions(config.condition)
+    # --condition: the label vocabularies come from the training files, as the tokens' vocabulary does
+    labels = fit_labels(conditions, train_split.paths, config.data) if conditions else None
+    model = recipe.build_model(config, tokenizer.vocab_size, labels)
+    return Checkpoint(str(out_dir / LAST), model, tokenizer, config, config.data, labels=labels), data
 
 
 def load_checkpoint_for_resume(path):
@@ -144,14 +149,17 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
     """
     config, recipe, tokenizer, model = run.config, run.recipe, run.tokenizer, run.model
     train_split, validation_split = data.split("train"), data.split("validation")
-    source = TrainingWindows(recipe.windows(train_split.sequences, config, tokenizer), config.batch_size)
+    train_labels, validation_labels = (None, None) if run.labels is None else (
+        label_ids(run.labels, train_split.paths, run.source), label_ids(run.labels, validation_split.paths, run.source))
+    source = TrainingWindows(recipe.windows(train_split.sequences, config, tokenizer, train_labels),
+                             config.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(run, out_dir / CONFIG_JSON)
     describe(run, data, source, train_split, validation_split, log)
 
     def metadata(epoch, logs):
         training = {"epoch": epoch + 1, "monitor": recipe.monitor, recipe.monitor: logs[recipe.monitor]}
-        return checkpoint_metadata(tokenizer, config, run.source, training)
+        return checkpoint_metadata(tokenizer, config, run.source, training, run.labels)
 
     best = ModelCheckpoint(out_dir / BEST, monitor=recipe.monitor, save_best_only=True, save_weights_only=True,
                            metadata=metadata)
@@ -174,8 +182,8 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
                                   recipe.monitor)
     bar = ProgressBar(config.epochs, enabled=progress)
     # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
-    callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer), budget, *scheduled,
-                 best, run_log, backup, *extra_callbacks]
+    callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer, validation_labels),
+                 budget, *scheduled, best, run_log, backup, *extra_callbacks]
     stopped = "completed"
     try:
         model.fit(source, epochs=config.epochs, verbose=0, callbacks=callbacks)
@@ -215,6 +223,9 @@ def describe(run, data, source, train_split, validation_split, log):
         f"train {len(train_split.sequences)} files / {train_split.num_tokens:,} tokens, "
         f"validation {len(validation_split.sequences)} files / {validation_split.num_tokens:,} tokens; "
         f"{source.windows.per_epoch:,} windows of {config.seq_len} per epoch, batch {config.batch_size}")
+    if run.labels is not None:
+        log("conditioned on " + "; ".join(f"{name} ({', '.join(labels)})"
+                                          for name, labels in run.labels.vocabularies.items()))
     if run.training:
         log(f"resuming after epoch {run.training.get('epoch', 0)} of {config.epochs}")
 
