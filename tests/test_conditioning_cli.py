@@ -67,3 +67,16 @@ def test_condition_is_refused_by_the_seed_recipe_in_one_line(groove, tmp_path, c
     assert len(error) == 1 and "--condition belongs to the drums and groove recipes" in error[0]
     assert main(["train", "--data", groove, "--condition", "mood", "--out", str(tmp_path / "x"), *TINY]) != 0
     assert "--condition takes a comma-separated list of style, tempo, fill" in capsys.readouterr().err
+
+
+def test_the_groove_recipe_conditions_too_and_generates_from_silence_keeping_its_hit_grammar(groove, tmp_path,
+                                                                                              capsys):
+    out = tmp_path / "groove"
+    assert main(["train", "--recipe", "groove", "--data", groove, "--condition", "style,fill", "--out", str(out),
+                 *TINY]) == 0
+    style = load_checkpoint(out / "best.npz").labels.vocabularies["style"][-2]  # other
+    midi = tmp_path / "other.mid"
+    assert main(["generate", "--checkpoint", str(out / "best.npz"), "--style", style, "--num-steps", "60",
+                 "--seed", "2", "--out", str(midi)]) == 0
+    assert f"from silence: style {style}, fill beat (120 qpm)" in capsys.readouterr().out
+    assert read_events(midi).qpm == 120.0
