@@ -1,5 +1,6 @@
 """Callbacks with Keras's hooks: History, ModelCheckpoint (atomic, never writes NaN weights), EarlyStopping,
-BackupAndRestore (resume an interrupted fit exactly), TimeBudget (stop before a time limit), ProgressLogger.
+BackupAndRestore (resume an interrupted fit exactly), SwapEMAWeights (validate and save with the optimizer's averaged
+weights), TimeBudget (stop before a time limit), ProgressLogger.
 
 A callback whose state must survive an interruption (a best value, the time spent) has ``get_state()`` and
 ``set_state(state)`` (JSON-able); ``BackupAndRestore(..., state_of=[...])`` keeps it with the backup.
@@ -33,6 +34,12 @@ class Callback:
 
     def on_epoch_end(self, epoch, logs=None):
         pass
+
+    def on_test_begin(self, logs=None):
+        """Before fit's validation pass (Keras calls it at the start of ``evaluate``)."""
+
+    def on_test_end(self, logs=None):
+        """After fit's validation pass."""
 
     def on_train_end(self, logs=None):
         pass
@@ -247,7 +254,7 @@ class BackupAndRestore(Callback):
         arrays = read_archive(self.filepath, self.model)
         metadata = json_entry(arrays, "metadata", self.filepath) if "metadata" in arrays else {}
         training = metadata.get("training") or {}
-        if "epoch" not in training or "rng_state" not in training:
+        if not isinstance(training, dict) or "epoch" not in training or "rng_state" not in training:
             raise ValueError(f"{self.filepath} holds no training state to resume from")
         check_resume_state(training, self.state_of, self.filepath)  # a file edited by hand: one line naming the field
         self.model.restore_arrays(arrays, self.filepath)
@@ -273,6 +280,49 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.filepath):
             os.remove(self.filepath)
+
+
+class SwapEMAWeights(Callback):
+    """Keras's ``SwapEMAWeights``: the validation inside ``fit`` runs with the optimizer's averaged weights
+    (``use_ema=True``), and with ``swap_on_epoch=True`` every ``on_epoch_end`` hook after this one (ModelCheckpoint,
+    BackupAndRestore) sees them too; the trained weights come back at the next epoch's start.
+
+    The exchange is ``optimizer.swap_averages`` (no copies), and the optimizer knows which weights the model holds
+    (``averages_swapped``), so the end of fit (``finalize_variable_values``) leaves the averages in the model
+    whether the last epoch was planned or cut short. A backup written while swapped holds the averages as the
+    weights and the trained weights as the averages: give this callback to ``BackupAndRestore(state_of=[...])``
+    and a resumed fit swaps them back before training.
+    """
+
+    def __init__(self, swap_on_epoch=False):
+        self.swap_on_epoch = swap_on_epoch
+
+    def swap(self, averages_in_model):
+        optimizer = self.model.optimizer
+        if not getattr(optimizer, "use_ema", False):
+            raise ValueError("SwapEMAWeights needs an optimizer with use_ema=True")
+        if optimizer.averages is not None and optimizer.averages_swapped != averages_in_model:
+            optimizer.swap_averages(self.model.trainable_variables)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.swap(False)
+
+    def on_test_begin(self, logs=None):
+        self.swap(True)
+
+    def on_test_end(self, logs=None):
+        if not self.swap_on_epoch:
+            self.swap(False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch:
+            self.swap(True)
+
+    def get_state(self):
+        return {"averages_swapped": bool(self.model.optimizer.averages_swapped)}
+
+    def set_state(self, state):
+        self.model.optimizer.averages_swapped = bool(state["averages_swapped"])
 
 
 class LearningRateScheduler(Callback):

@@ -2,12 +2,18 @@
 
     y, caches = model.forward(x, training)          # each layer's forward, in order
     dx, grads = model.backward(dy, caches)          # each layer's backward, in reverse order
+    step = model.compute_gradients(x, y)            # forward -> loss -> backward, the one place they run together
 
-``fit`` follows Keras 3 (see ../shared keras-semantics, section 5): a fresh permutation per epoch, the last partial
-batch kept, the epoch loss the sample-weighted mean of the batch losses computed before each update.
+``fit`` follows Keras 3's ``Trainer.fit``: a fresh permutation per epoch, the last partial batch kept, the epoch loss
+the sample-weighted mean of the batch losses computed before each update, validation after each epoch between the
+callbacks' ``on_test_begin``/``on_test_end``, and ``optimizer.finalize_variable_values`` at the end (with
+``use_ema``, the model keeps the averaged weights). The optimizer is reached only through its own API
+(``apply_gradients``, ``variables``/``get_state``/``set_state``, ``to_device``). docs/keras-parity.md lists what the
+parity tests hold to Keras.
 """
 import json
 import math
+from collections import namedtuple
 
 import numpy
 
@@ -16,13 +22,19 @@ from . import callbacks as callbacks_module
 from . import data as data_module
 from . import losses as losses_module
 from . import optimizers as optimizers_module
+from .errors import DeeprnnError, ModelFileError, SettingError
 from .layers.base import Layer, as_floatx
 from .layers.core import Input
 from .layers.recurrent import RNN
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(DeeprnnError, FloatingPointError):
     """Training produced a NaN or infinite loss; the weights were left as they were before that batch."""
+
+
+Gradients = namedtuple("Gradients", "loss grads_per_layer dx caches")
+Gradients.__doc__ = """What ``Sequential.compute_gradients`` returns: the batch's loss (a float), each layer's
+gradients (aligned with its trainable variables), the input's gradient and each layer's forward cache."""
 
 
 class Sequential:
@@ -74,6 +86,9 @@ class Sequential:
         return self.built_input_shape is not None
 
     def ensure_built(self, x_shape):
+        if not self.layers:
+            # Keras: "Sequential model ... cannot be built because it has no layers"
+            raise SettingError(f"Sequential model {self.name!r} has no layers; call model.add(layer) first")
         if not self.built:
             if self.input_spec is not None:
                 self.build(self.input_spec.batch_shape)
@@ -109,9 +124,8 @@ class Sequential:
         """Move weights (and optimizer state) to the current backend device."""
         for layer in self.layers:
             layer.to_device()
-        if self.optimizer is not None and self.optimizer.m is not None:
-            self.optimizer.m = [backend.to_device(backend.to_numpy(a)) for a in self.optimizer.m]
-            self.optimizer.v = [backend.to_device(backend.to_numpy(a)) for a in self.optimizer.v]
+        if self.optimizer is not None:
+            self.optimizer.to_device()
 
     def require_built(self, what):
         if not self.built:
@@ -189,32 +203,38 @@ class Sequential:
             raise ValueError("loss_and_gradients: call model.compile(loss=...) first")
         x = self.prepare_input(x)
         y = self.as_array(y, "y")
-        y_pred, caches = self.forward(x, training=training)
-        loss, loss_cache = self.loss.forward(y, y_pred)
-        dx, grads_per_layer = self.backward(self.loss.backward(loss_cache), caches)
+        step = self.compute_gradients(x, y, training=training)
         grads = []
-        for layer, layer_grads in zip(self.layers, grads_per_layer):
+        for layer, layer_grads in zip(self.layers, step.grads_per_layer):
             trainable = iter(layer_grads)
             grads.extend(backend.to_numpy(next(trainable)) if v.trainable else None for v in layer.variables)
         if return_input_gradient:
-            return float(loss), grads, backend.to_numpy(dx)
-        return float(loss), grads
+            return step.loss, grads, backend.to_numpy(step.dx)
+        return step.loss, grads
+
+    def compute_gradients(self, x, y, training=True, finite_loss=False):
+        """Forward, loss and backward on one batch of prepared arrays: a ``Gradients``. Nothing is updated.
+
+        ``finite_loss``: raise ``NonFiniteLossError`` on a NaN or infinite loss, before the backward pass.
+        """
+        y_pred, caches = self.forward(x, training=training)
+        loss, loss_cache = self.loss.forward(y, y_pred)
+        loss = float(loss)
+        if finite_loss and not math.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {loss}")
+        dx, grads_per_layer = self.backward(self.loss.backward(loss_cache), caches)
+        return Gradients(loss, grads_per_layer, dx, caches)
 
     def train_step(self, x, y):
         """Forward, loss, backward, one optimizer update. Returns the loss computed before the update.
 
         A non-finite loss raises before anything is updated.
         """
-        y_pred, caches = self.forward(x, training=True)
-        loss, loss_cache = self.loss.forward(y, y_pred)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss}")
-        _, grads_per_layer = self.backward(self.loss.backward(loss_cache), caches)
-        grads = [g for layer_grads in grads_per_layer for g in layer_grads]
+        step = self.compute_gradients(x, y, training=True, finite_loss=True)
+        grads = [g for layer_grads in step.grads_per_layer for g in layer_grads]
         self.optimizer.apply_gradients(grads, self.trainable_variables)
-        self.update_layer_state(caches)
-        return loss
+        self.update_layer_state(step.caches)
+        return step.loss
 
     def train_on_batch(self, x, y):
         self.require_compiled("train_on_batch")
@@ -265,10 +285,16 @@ class Sequential:
             self.check_finite_weights(f"fit: after epoch {epoch + 1}")
             logs = {"loss": total / count}
             if validation_data is not None:
+                callback_list.on_test_begin()
                 logs["val_loss"] = self.evaluate(*validation_data[:2], batch_size=data.batch_size, verbose=0)
+                callback_list.on_test_end({"loss": logs["val_loss"]})
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if epochs > 0:
+            # Keras's end of fit (epochs > 0, even when a resumed fit had none left): with use_ema the model takes
+            # the averaged weights
+            self.optimizer.finalize_variable_values(self.trainable_variables)
         callback_list.on_train_end()
         return history
 
@@ -287,6 +313,8 @@ class Sequential:
         x = self.prepare_input(x)
         y = self.as_array(y, "y")
         check_lengths(x, y)
+        if x.shape[0] == 0:
+            raise ValueError("evaluate: x holds no samples")
         batch_size = 32 if batch_size is None else batch_size
         total, n = 0.0, x.shape[0]
         for start in range(0, n, batch_size):
@@ -296,8 +324,13 @@ class Sequential:
         return total / n
 
     def predict(self, x, batch_size=32, verbose=0):
-        """Inference in batches; always returns a NumPy array."""
+        """Inference in batches; always returns a NumPy array (empty, of the output's shape, for 0 samples)."""
         x = self.prepare_input(x)
+        if x.shape[0] == 0:
+            shape = tuple(x.shape)
+            for layer in self.layers:
+                shape = layer.compute_output_shape(shape)
+            return numpy.empty(shape, dtype=backend.floatx())
         outputs = [backend.to_numpy(self.forward(x[start:start + batch_size], training=False)[0])
                    for start in range(0, x.shape[0], batch_size)]
         return numpy.concatenate(outputs, axis=0)
@@ -387,7 +420,10 @@ class Sequential:
             raise ValueError(f"{path}: {error}") from None
         if self.optimizer is not None and "optimizer_iterations" in arrays:
             state = serialization.numbered(arrays, "optimizer_")
-            self.optimizer.set_state(int(arrays["optimizer_iterations"]), state, self.trainable_variables)
+            try:
+                self.optimizer.set_state(int(arrays["optimizer_iterations"]), state, self.trainable_variables)
+            except ValueError as error:
+                raise ModelFileError(f"{path}: {error}") from None
 
 
 def check_lengths(x, y):

@@ -82,7 +82,8 @@ class ModelSpec:
     layers: list
     loss: str = "categorical_crossentropy"
     input_dtype: str = "float32"
-    optimizer: dict = field(default_factory=dict)  # Adam keyword arguments (clipnorm, learning_rate, ...)
+    optimizer: dict = field(default_factory=dict)  # the optimizer's keyword arguments (clipnorm, learning_rate, ...)
+    optimizer_class: str = "Adam"  # the same name in keras.optimizers and deeprnn.optimizers (Adam, AdamW)
     gradient_tolerance: float = TOLERANCE
     trained_tolerance: float = TOLERANCE  # weights, and losses, once Adam has taken a step
     batch_size: int = 0  # for predict, gradients and train_on_batch; 0: a small size drawn per seed
@@ -136,9 +137,17 @@ def build_pair(spec, seed, compile_models=False):
     model = build_deeprnn(spec)
     model.set_weights(keras_model.get_weights())
     if compile_models:
-        keras_model.compile(optimizer=keras.optimizers.Adam(**spec.optimizer), loss=spec.loss)
-        model.compile(optimizer=dr.optimizers.Adam(**spec.optimizer), loss=spec.loss)
+        keras_model.compile(optimizer=keras_optimizer(spec), loss=spec.loss)
+        model.compile(optimizer=deeprnn_optimizer(spec), loss=spec.loss)
     return keras_model, model
+
+
+def keras_optimizer(spec):
+    return getattr(keras.optimizers, spec.optimizer_class)(**spec.optimizer)
+
+
+def deeprnn_optimizer(spec):
+    return getattr(dr.optimizers, spec.optimizer_class)(**spec.optimizer)
 
 
 def weight_names(keras_model):

@@ -5,7 +5,8 @@ weights are randomized and copied into deeprnn, and then, array by array, relati
 max|deeprnn - keras| / max|keras| <= 1e-5 (the tutorial's architecture: see TUTORIAL_* tolerances) for
 - inference outputs (``predict``);
 - the training-mode loss and its gradients w.r.t. every trainable weight and w.r.t. the input;
-- every weight (BatchNorm's moving statistics included) after 5 ``train_on_batch`` steps with Adam;
+- every weight (BatchNorm's moving statistics included) after 5 ``train_on_batch`` steps with Adam (and with
+  AdamW's decoupled weight decay and the optimizers' moving average of the weights, ``use_ema``);
 - ``history['loss']`` per epoch and the final weights after ``fit(shuffle=False, batch_size=32, epochs=2)`` on
   about 100 samples (the last batch is partial).
 Layer-level features (return_state, initial_state, stateful) compare the layer calls directly. Every case with a
@@ -29,7 +30,8 @@ from deeprnn import losses as dr_losses  # noqa: E402
 
 from keras_reference import (KERAS_LOSSES, TOLERANCE, TUTORIAL_GRADIENT_TOLERANCE,  # noqa: E402
                              TUTORIAL_TRAINED_TOLERANCE, ModelSpec, assert_all_close, assert_close, build_deeprnn,
-                             build_pair, keras_layer_gradients, keras_loss_and_gradients, make_batch, weight_names)
+                             build_pair, deeprnn_optimizer, keras_layer_gradients, keras_loss_and_gradients,
+                             make_batch, weight_names)
 from lstm_cases import implementations, set_implementation  # noqa: E402
 
 # Keras 3.15.1 with NumPy 2 warns on every variable read ("__array__ ... copy keyword"): noise, not a finding
@@ -163,6 +165,30 @@ def adam_global_clipnorm(seed):
     return spec
 
 
+def adamw(seed):
+    # a decay large enough to move the weights beyond the tolerance in 5 steps (w shrinks by lr * wd = 1e-3 a step)
+    spec = gru_reset_after(seed)
+    spec.optimizer_class = "AdamW"
+    spec.optimizer = {"learning_rate": 0.01, "weight_decay": 0.1}
+    return spec
+
+
+def adam_ema(seed):
+    # the average starts at the weights (momentum 0 at the first update); every 3rd update overwrites the weights
+    spec = lstm_unit_forget_bias(seed)
+    spec.optimizer = {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 3}
+    return spec
+
+
+def adamw_ema(seed):
+    # Keras's default learning rate: at 0.01 this 3-deep stack drifts from Keras by 1e-5 in float32 with plain Adam
+    # already; a decay of 0.5 still shrinks each weight by 5e-4 a step
+    spec = three_deep_stack(seed)
+    spec.optimizer_class = "AdamW"
+    spec.optimizer = {"weight_decay": 0.5, "use_ema": True, "ema_momentum": 0.8}
+    return spec
+
+
 MODEL_CASES = [pytest.param(simple_rnn, id="SimpleRNN"),
                pytest.param(gru_reset_after, id="GRU(reset_after=True)"),
                pytest.param(gru_reset_before, id="GRU(reset_after=False)"),
@@ -174,7 +200,10 @@ MODEL_CASES = [pytest.param(simple_rnn, id="SimpleRNN"),
                pytest.param(embedding, id="Embedding"),
                pytest.param(tutorial_small, id="tutorial-model-small")]
 TRAINING_CASES = MODEL_CASES + [pytest.param(adam_clipnorm, id="Adam(clipnorm)")]
-ADAM_CASES = [pytest.param(adam_global_clipnorm, id="Adam(global_clipnorm)")]  # train_on_batch only
+ADAM_CASES = [pytest.param(adam_global_clipnorm, id="Adam(global_clipnorm)"),  # train_on_batch only
+              pytest.param(adamw, id="AdamW(weight_decay)"),
+              pytest.param(adam_ema, id="Adam(use_ema, ema_overwrite_frequency)"),
+              pytest.param(adamw_ema, id="AdamW(use_ema)")]
 FULL_SIZE_INFERENCE = [pytest.param(tutorial_full_size, id="tutorial-model-full-size")]
 FULL_SIZE_TRAINING = [pytest.param(tutorial_full_size_without_dropout, id="tutorial-model-full-size(dropout=0)")]
 
@@ -202,7 +231,7 @@ def deeprnn_twins(spec, keras_model):
     for implementation in implementations(build_deeprnn(spec)):
         model = set_implementation(build_deeprnn(spec), implementation)
         model.set_weights(keras_model.get_weights())
-        model.compile(optimizer=dr.optimizers.Adam(**spec.optimizer), loss=spec.loss)
+        model.compile(optimizer=deeprnn_optimizer(spec), loss=spec.loss)
         twins[implementation] = model
     return twins
 
@@ -243,6 +272,35 @@ def test_train_on_batch_with_adam_matches_keras(case, seed):
     for implementation, model in twins.items():
         assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
                          f"after {TRAIN_STEPS} Adam steps ({implementation}):", spec.trained_tolerance)
+    if spec.optimizer.get("use_ema"):
+        # the averages themselves: Keras's finalize_variable_values writes them into the model, as ours does
+        keras_model.optimizer.finalize_variable_values(keras_model.trainable_variables)
+        for implementation, model in twins.items():
+            model.optimizer.finalize_variable_values(model.trainable_variables)
+            assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
+                             f"averaged weights after {TRAIN_STEPS} steps ({implementation}):",
+                             spec.trained_tolerance)
+
+
+@pytest.mark.parametrize("swap_on_epoch", [False, True], ids=["swap for validation", "swap_on_epoch"])
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_fit_with_ema_validates_on_the_averages_and_ends_with_them_like_keras(seed, swap_on_epoch):
+    """AdamW(use_ema) with SwapEMAWeights: history's loss and val_loss (computed with the averaged weights) per
+    epoch, and the weights after fit (Keras's finalize_variable_values: the averages), as keras.callbacks does."""
+    spec = adamw_ema(seed)
+    keras_model, model = build_pair(spec, seed, compile_models=True)
+    x, y = batch_for(spec, keras_model, seed, 70)
+    validation = (x[:20], y[:20])
+    keras_history = keras_model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0,
+                                    validation_data=validation,
+                                    callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=swap_on_epoch)])
+    history = model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, validation_data=validation,
+                        callbacks=[dr.callbacks.SwapEMAWeights(swap_on_epoch=swap_on_epoch)])
+    for key in ("loss", "val_loss"):
+        assert_all_close(history.history[key], keras_history.history[key], ["epoch 1", "epoch 2", "epoch 3"],
+                         f"history[{key!r}]", spec.trained_tolerance)
+    assert_all_close(model.get_weights(), keras_model.get_weights(), weight_names(keras_model),
+                     "after fit (the averaged weights):", spec.trained_tolerance)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
