@@ -8,6 +8,7 @@ import pytest
 
 from deeprnn import NonFiniteLossError
 from deeprnn.pipeline import RunExistsError, TrainConfig, train
+from deeprnn.pipeline.run_log import minutes
 
 
 
@@ -74,14 +75,14 @@ def test_the_history_of_a_resumed_run_continues_and_best_is_the_minimum(groove, 
     assert result.history[-1]["elapsed"] == pytest.approx(sum(row["seconds"] for row in result.history))
 
 
-def test_the_budget_line_follows_the_last_epochs_line_in_minutes_to_two_decimals(groove, tmp_path):
+def test_the_budget_line_follows_the_last_epochs_line_and_is_not_rounded_to_nothing(groove, tmp_path):
     lines = []
     result = train(tiny(groove, epochs=5, time_budget=1e-4), tmp_path / "run", progress=False, log=lines.append)
     assert result.stopped == "time budget" and result.epochs_done == 1
     epoch_line = next(index for index, line in enumerate(lines) if line.startswith("epoch   1/5"))
     budget_line = next(index for index, line in enumerate(lines) if line.startswith("time budget"))
     assert epoch_line < budget_line, lines
-    assert re.match(r"time budget of 0\.0001 min reached after \d+\.\d\d min \(another epoch would take ~\d+ s\); "
+    assert re.match(r"time budget of 0\.0001 min reached after \d+\.\d s \(another epoch would take ~\d+ s\); "
                     r"a larger --time-budget with --resume continues$", lines[budget_line]), lines[budget_line]
 
 
@@ -97,9 +98,14 @@ def test_a_resumed_run_whose_budget_is_spent_trains_no_further_epoch(groove, tmp
                        log=lines.append)
         assert result.stopped == "time budget" and result.epochs_done == 1
         assert (out / "last.npz").read_bytes() == last
-        assert re.match(r"the time budget of 0\.0001 min is spent \(\d+\.\d\d min over 1 epochs, another would "
+        assert re.match(r"the time budget of 0\.0001 min is spent \(\d+\.\d s over 1 epochs, another would "
                         r"take ~\d+ s\): nothing to train; a larger --time-budget with --resume continues$",
                         lines[-1]), lines
     result = train(tiny(groove, epochs=2, time_budget=60.0), out, resume=True, progress=False,
                    log=lambda line: None)
     assert result.stopped == "completed" and result.epochs_done == 2
+
+
+def test_durations_in_the_log_are_never_rounded_to_nothing():
+    assert [minutes(seconds) for seconds in (0.04, 7.2, 60.0, 208.2, 876.0)] == \
+        ["0.0 s", "7.2 s", "1.00 min", "3.47 min", "14.6 min"]

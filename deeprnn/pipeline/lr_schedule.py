@@ -23,9 +23,10 @@ from ..callbacks import LearningRateScheduler
 SCHEDULES = ("constant", "cosine", "cooldown")
 FLOOR = 0.02   # alpha: the last epochs still move a little
 HOLD = 0.7     # the cooldown's constant part
-# The plan follows every epoch's time, so it moves by an epoch as times jitter (32, 33, 32...); the log says it
-# again only when it moved by more than this fraction since it last said it.
-CHANGE = 0.1
+# The plan follows every epoch's time, so it moves by an epoch or two as times jitter (32, 33, 32...); the log says
+# it again only when it moved by more than this fraction since it last said it (the machine really sped up or
+# slowed down).
+CHANGE = 0.25
 
 
 class CosineDecay(LearningRateScheduler):

@@ -37,7 +37,10 @@ class ValidationScore(Callback):
 
 
 def minutes(seconds):
-    """A duration in minutes as a log line gives it: two decimals under 10 min (0.12 min), one above (14.6 min)."""
+    """A duration as a log line gives it, never rounded to nothing: seconds under a minute (7.2 s), then minutes
+    with two decimals under 10 (0.12 would be 7.2 s; 3.47 min), one above (14.6 min)."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     return f"{seconds / 60:.2f} min" if seconds < 600 else f"{seconds / 60:.1f} min"
 
 
