@@ -185,3 +185,27 @@ def test_a_sweep_killed_with_sigkill_mid_trial_continues_when_started_again(groo
         history = (out / "trials" / f"{trial.system_attrs['failed_trial']:04d}" / "history.csv").read_text()
         epochs = [int(line.split(",")[0]) for line in history.splitlines()[1:]]
         assert epochs == list(range(1, 21))
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_fails_its_running_trials_at_once_and_queues_them_again(groove, tmp_path, how):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM to the sweep alone: exit
+    status 130, and each running trial is failed and back as a WAITING retry at once, not a heartbeat later."""
+    out, space = tmp_path / "sweeps" / "stopped", tmp_path / "space.toml"
+    space.write_text(f'data = "{groove}"\nmax_files = 3\nunits = 8\nembedding_dim = 4\nseq_len = 16\n'
+                     'epochs = 1000\nlr = {float = [1e-3, 1e-2], log = true}\n', encoding="utf-8")
+    sweep = subprocess.Popen(sweep_command(out, space, 3, "--pruner", "none"), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(list(out.glob("trials/*/last.npz"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    if how == "ctrl-c":
+        os.killpg(sweep.pid, signal.SIGINT)
+    else:
+        sweep.terminate()
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and "deeprnn sweep: interrupted" in stderr, stderr
+    search, _ = load_studies(StorageSpec(None, str(out)).open(), "stopped")
+    states = [(trial.state, trial.system_attrs.get("failed_trial")) for trial in search.trials]
+    assert states == [(TrialState.FAIL, None), (TrialState.FAIL, None), (TrialState.WAITING, 0),
+                      (TrialState.WAITING, 1)]

@@ -42,7 +42,7 @@ def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
     log(f"sweep {plan.name}: {plan.storage.describe()}, {plan.trials} trials of "
         f"{', '.join(plan.space.distributions)}, {workers} workers, pruner {plan.pruner}, "
         f"{'no time budget' if plan.time_budget is None else f'{plan.time_budget:g} minutes a trial'}")
-    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         run_phase(plan, search, seeds, workers, seeded=False, log=log, poll=poll)
         if plan.seeds > 1:
@@ -93,8 +93,8 @@ def run_workers(plan, search, seeds, number, seeded, log, poll, shown):
             shown = show_progress(search, seeds, log, shown)
             for process in processes:
                 process.join(timeout=poll / len(processes))
-    except KeyboardInterrupt:
-        stop(processes)
+    except KeyboardInterrupt as interrupt:
+        stop(processes, forward=isinstance(interrupt, Terminated))
         raise
     shown = show_progress(search, seeds, log, shown)
     failed = [process.exitcode for process in processes if process.exitcode not in (0, None)]
@@ -104,14 +104,23 @@ def run_workers(plan, search, seeds, number, seeded, log, poll, shown):
     return shown
 
 
-def stop(processes, wait=30):
-    """Ctrl-C or SIGTERM: each worker fails its trial (to be retried) and leaves; wait for them to have done so."""
+def stop(processes, forward, grace=5, wait=30):
+    """Ctrl-C or SIGTERM: each worker fails its trial (to be retried) and leaves; wait for them to have done so.
+
+    Ctrl-C reaches the workers too (the terminal signals the whole process group): they get ``grace`` seconds to
+    leave on their own, since a second signal in the middle of their retry would cut it short. A SIGTERM (or a
+    SIGINT sent to the sweep process alone) reaches only the sweep: it passes it on, as SIGTERM, which a worker
+    takes as Ctrl-C (``study.worker_process``).
+    """
+    started = time.time()
+    if not forward:
+        for process in processes:
+            process.join(timeout=max(0.1, started + grace - time.time()))
     for process in processes:
         if process.is_alive():
-            process.terminate()  # SIGTERM: a KeyboardInterrupt in the worker (worker_process)
-    deadline = time.time() + wait
+            process.terminate()
     for process in processes:
-        process.join(timeout=max(0.1, deadline - time.time()))
+        process.join(timeout=max(0.1, started + wait - time.time()))
         if process.is_alive():
             process.kill()
 
@@ -123,5 +132,9 @@ def show_progress(search, seeds, log, shown):
     return line
 
 
-def raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the sweep process: handled as Ctrl-C, except that the workers have not had it."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated

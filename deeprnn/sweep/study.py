@@ -237,6 +237,10 @@ def one_trial(plan, search, study, storage, seeded):
         study.tell(trial, state=TrialState.FAIL)
         return
     except KeyboardInterrupt:
+        # Ctrl-C reaches the workers and the sweep process together, and the sweep then sends SIGTERM: a second
+        # interrupt must not cut the retry short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         fail_and_retry(study, storage, trial)
         raise
     except (SettingError, NonFiniteLossError, ValueError) as error:
