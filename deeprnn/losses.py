@@ -1,16 +1,20 @@
 """Cross-entropy losses on probabilities, with Keras's clipping, as forward/backward pairs.
 
-categorical:  q = p / sum_k p_k,   l_b = -sum_k t_k log(clip(q_k, eps, 1 - eps)),   L = mean_b l_b
+A row is one distribution over the V classes: predictions (B, V) have N = B rows, sequence predictions (B, T, V)
+have N = B*T (``count`` in the code), and the loss is the mean over all N rows (Keras's "sum_over_batch_size" on
+(B, T, V) outputs).
+
+categorical:  q = p / sum_k p_k,   l_n = -sum_k t_k log(clip(q_k, eps, 1 - eps)),   L = mean_n l_n
 backward:     g_k = -t_k / q_k where q_k is inside the clip (0 where clipped),
-              dL/dp_k = (g_k - sum_j g_j q_j) / (S B)          (S = sum_k p_k: the renormalisation's Jacobian)
-Through a softmax this collapses to (p - t) / B; we keep the general form so the gradient is exact even where
+              dL/dp_k = (g_k - sum_j g_j q_j) / (S N)          (S = sum_k p_k: the renormalisation's Jacobian)
+Through a softmax this collapses to (p - t) / N; we keep the general form so the gradient is exact even where
 Keras's clip is active. Sparse: t is the one-hot of an integer label. See docs/softmax-cross-entropy.md.
 
 With ``from_logits=True`` (Keras's spelling) the loss takes the logits z of a model without its final softmax and
 computes softmax and cross-entropy as one, the way Keras's ``log_softmax`` does (no clipping):
-              lse = max z + log sum_k exp(z_k - max z),   l_b = sum_k t_k (lse - z_k)
-backward:     dL/dz_k = (p_k sum_j t_j - t_k) / B,   p = exp(z - lse)
-one pass over the (B, V) logits each way, and no softmax backward: the head of a sequence model (B*T rows of a
+              lse = max z + log sum_k exp(z_k - max z),   l_n = sum_k t_k (lse - z_k)
+backward:     dL/dz_k = (p_k sum_j t_j - t_k) / N,   p = exp(z - lse)
+one pass over the (N, V) logits each way, and no softmax backward: the head of a sequence model (B*T rows of a
 large vocabulary) costs a fraction of the probability form. The sparse loss never builds the one-hot.
 """
 from collections import namedtuple
@@ -47,7 +51,7 @@ class CategoricalCrossentropy:
         return y_true.astype(y_pred.dtype, copy=False)
 
     def forward(self, y_true, y_pred):
-        """y_true, y_pred: (B, V) (or (B, T, V)). Returns (mean loss, cache)."""
+        """y_true, y_pred: (B, V) (or (B, T, V)). Returns (the mean loss over the N rows, cache)."""
         if self.from_logits:
             return self.logits_forward(self.targets(y_true, y_pred), y_pred)
         xp = array_module(y_pred)
@@ -107,7 +111,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return (lse - picked).mean(), LogitsCache(labels, z, lse)
 
     def logits_backward(self, cache):
-        """(p - onehot) / count, the one-hot subtracted in place at each row's label."""
+        """(p - onehot) / N, the one-hot subtracted in place at each row's label."""
         xp = array_module(cache.z)
         V = cache.z.shape[-1]
         count = cache.z.size // V
