@@ -10,7 +10,7 @@ import deeprnn as dr
 from deeprnn import callbacks, layers
 
 
-def tutorial_model(seed=0, T=5, V=4):
+def tutorial_model(seed=0, T=5, V=4, optimizer=None):
     """The tutorial's architecture at toy size."""
     dr.set_seed(seed)
     model = dr.Sequential([layers.Input((T, 1)),
@@ -24,7 +24,8 @@ def tutorial_model(seed=0, T=5, V=4):
                            layers.Dropout(0.3),
                            layers.Dense(V),
                            layers.Activation("softmax")])
-    model.compile(loss="categorical_crossentropy", optimizer=dr.optimizers.Adam(learning_rate=0.01, clipnorm=1.0))
+    model.compile(loss="categorical_crossentropy",
+                  optimizer=optimizer or dr.optimizers.Adam(learning_rate=0.01, clipnorm=1.0))
     return model
 
 
@@ -60,6 +61,39 @@ def test_save_and_load_model_round_trip_restores_predictions_and_continued_train
     dr.set_seed(42)
     loaded.fit(x, y, epochs=2, batch_size=3, verbose=0)
     assert_same_weights(loaded.get_weights(), model.get_weights())
+
+
+def test_adamw_with_ema_round_trips_its_config_and_its_averages(tmp_path):
+    """AdamW(use_ema=True): the file holds m, v and the averages (three slots a weight) and the config; a loaded
+    model continues training exactly as the one that was saved."""
+    def adamw():
+        return dr.optimizers.AdamW(learning_rate=0.01, weight_decay=0.05, use_ema=True, ema_momentum=0.9,
+                                   ema_overwrite_frequency=5)
+    model = tutorial_model(optimizer=adamw())
+    x, y = data()
+    model.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    model.save(tmp_path / "model.npz")
+    loaded = dr.load_model(tmp_path / "model.npz")
+    assert type(loaded.optimizer) is dr.optimizers.AdamW
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert len(loaded.optimizer.variables) == 3 * len(model.trainable_variables)
+    assert_same_weights(loaded.optimizer.get_state(), model.optimizer.get_state())
+    dr.set_seed(42)
+    model.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    dr.set_seed(42)
+    loaded.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    assert_same_weights(loaded.get_weights(), model.get_weights())
+
+
+def test_an_optimizer_state_of_the_wrong_slot_count_is_one_line_naming_the_file(tmp_path):
+    """A file saved by Adam (two slots a weight) loaded into a model compiled with use_ema (three)."""
+    model = tutorial_model()
+    model.fit(*data(), epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "adam.npz")
+    other = tutorial_model(optimizer=dr.optimizers.Adam(use_ema=True))
+    with pytest.raises(ValueError, match=r"adam\.npz: .*optimizer.* 3\b") as error:
+        other.load_weights(tmp_path / "adam.npz")
+    assert "\n" not in str(error.value)
 
 
 def test_a_model_saved_without_its_optimizer_restarts_adam(tmp_path):

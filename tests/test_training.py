@@ -73,13 +73,13 @@ def test_clipnorm_is_per_variable_and_global_clipnorm_is_joint():
     numpy.testing.assert_array_equal(small[0], g1)  # below the threshold nothing changes
 
 
-def small_model(seed=0, dropout=0.0):
+def small_model(seed=0, dropout=0.0, optimizer="adam"):
     dr.set_seed(seed)
     stack = [layers.Input((4, 2)), layers.LSTM(3), layers.BatchNormalization()]
     if dropout:
         stack.append(layers.Dropout(dropout))
     model = dr.Sequential(stack + [layers.Dense(3, activation="softmax")])
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer)
     return model
 
 
@@ -329,6 +329,104 @@ def test_backup_and_restore_resumes_to_the_weights_of_an_uninterrupted_fit(tmp_p
         numpy.testing.assert_array_equal(got, want)
     for got, want in zip(resumed.optimizer.get_state(), straight.optimizer.get_state()):
         numpy.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+
+
+def ema_optimizer():
+    return optimizers.AdamW(learning_rate=0.01, weight_decay=0.01, use_ema=True, ema_momentum=0.9)
+
+
+def test_backup_and_restore_resumes_an_ema_run_whose_backup_holds_the_swapped_averages(tmp_path):
+    """SwapEMAWeights(swap_on_epoch=True) before the checkpoints: best.npz and last.npz hold the averaged weights
+    (the trained ones in the averages' slot). A fit resumed from last.npz, with the swap callback in state_of, swaps
+    back before training and ends where an uninterrupted fit ends: weights, optimizer state, best value."""
+    x, y = data(10)
+    xv, yv = data(5, seed=1)
+
+    def run(epochs, model, folder):
+        swap = dr.callbacks.SwapEMAWeights(swap_on_epoch=True)
+        best = dr.callbacks.ModelCheckpoint(folder / "best.npz", monitor="val_loss", save_best_only=True)
+        backup = dr.callbacks.BackupAndRestore(folder / "last.npz", delete_checkpoint=False, state_of=[best, swap])
+        model.fit(x, y, epochs=epochs, batch_size=4, validation_data=(xv, yv), verbose=0,
+                  callbacks=[swap, best, backup])
+        return best
+
+    for folder in ("straight", "resumed"):
+        (tmp_path / folder).mkdir()
+    straight = small_model(dropout=0.3, optimizer=ema_optimizer())
+    dr.set_seed(7)
+    straight_best = run(3, straight, tmp_path / "straight")
+
+    first = small_model(dropout=0.3, optimizer=ema_optimizer())
+    dr.set_seed(7)
+    run(1, first, tmp_path / "resumed")
+    # what the backup holds after epoch 1: the averages as the weights
+    backup_model = small_model(seed=5, optimizer=ema_optimizer())
+    backup_model.load_weights(tmp_path / "resumed" / "last.npz")
+    trainable = [i for i, v in enumerate(first.variables) if v.trainable]
+    averages = backup_model.optimizer.averages   # the trained weights, swapped out
+    assert not all(numpy.array_equal(backup_model.get_weights()[i], backend.to_numpy(a))
+                   for i, a in zip(trainable, averages))
+    resumed = small_model(seed=42, dropout=0.3, optimizer=ema_optimizer())
+    resumed_best = run(3, resumed, tmp_path / "resumed")
+    assert resumed_best.best == straight_best.best
+    for got, want in zip(resumed.get_weights(), straight.get_weights()):
+        numpy.testing.assert_array_equal(got, want)
+    for got, want in zip(resumed.optimizer.get_state(), straight.optimizer.get_state()):
+        numpy.testing.assert_array_equal(got, want)
+
+
+class StopAfterFirstEpoch(dr.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def test_a_fit_cut_short_ends_with_the_averages_whether_or_not_they_were_swapped_in():
+    """Keras's fit ends with finalize_variable_values: the averaged weights. A fit stopped early after
+    SwapEMAWeights(swap_on_epoch=True) swapped them in keeps them (they are not swapped back out)."""
+    x, y = data(12)
+    results = []
+    for callbacks in ([], [dr.callbacks.SwapEMAWeights(swap_on_epoch=True)]):
+        model = small_model(optimizer=ema_optimizer())
+        dr.set_seed(3)
+        model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=callbacks + [StopAfterFirstEpoch()])
+        assert model.optimizer.averages_swapped is False
+        results.append(model.get_weights())
+        trainable = [v for v in model.variables if v.trainable]
+        for variable, average in zip(trainable, model.optimizer.averages):
+            numpy.testing.assert_array_equal(variable.value, average)
+    for plain, swapped in zip(*results):
+        numpy.testing.assert_array_equal(plain, swapped)
+
+
+# -- the library API at its edges (issue 22) ---------------------------------------------------------------------------
+def test_a_model_without_layers_is_one_clear_error_in_fit_and_predict_as_in_keras():
+    """Keras: "Sequential model ... cannot be built because it has no layers" (a ValueError)."""
+    model = dr.Sequential()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    x, y = data(4)
+    for call in (lambda: model.fit(x, y, verbose=0), lambda: model.predict(x), lambda: model.evaluate(x, y),
+                 lambda: model.train_on_batch(x, y)):
+        with pytest.raises(dr.errors.SettingError, match="^Sequential model 'sequential' has no layers; call "
+                                                         r"model.add\(layer\) first$"):
+            call()
+
+
+def test_predict_on_zero_samples_is_an_empty_array_of_the_output_shape():
+    """Keras 3.15 fails here (an UnboundLocalError); an empty batch's predictions are an empty array."""
+    model = small_model()
+    out = model.predict(numpy.zeros((0, 4, 2), "float32"))
+    assert out.shape == (0, 3) and out.dtype == numpy.float32
+    sequences = dr.Sequential([layers.Input((4, 2)), layers.GRU(5, return_sequences=True)])
+    assert sequences.predict(numpy.zeros((0, 4, 2), "float32")).shape == (0, 4, 5)
+
+
+def test_fit_and_evaluate_on_zero_samples_are_one_line_errors():
+    model = small_model()
+    x, y = numpy.zeros((0, 4, 2), "float32"), numpy.zeros((0,), "int64")
+    with pytest.raises(ValueError, match="^fit: x is empty$"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="^evaluate: x holds no samples$"):
+        model.evaluate(x, y)
 
 
 def test_a_run_that_blows_up_stops_with_a_clear_error_and_keeps_the_last_finite_backup(tmp_path):
