@@ -15,9 +15,9 @@ optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed 
 from optuna.trial import TrialState  # noqa: E402
 
 from deeprnn.errors import SettingError  # noqa: E402
-from deeprnn.sweep.pruning import PruningCallback  # noqa: E402
+from deeprnn.sweep.pruning import PruningCallback, make_pruner  # noqa: E402
 from deeprnn.sweep.report import format_table, rows  # noqa: E402
-from deeprnn.sweep.runner import run_sweep  # noqa: E402
+from deeprnn.sweep.runner import SweepError, run_sweep  # noqa: E402
 from deeprnn.sweep.space import parse_space, read_space  # noqa: E402
 from deeprnn.sweep.storage import HEARTBEAT_ATTR, FlockLock, StorageSpec, fail_stale_trials  # noqa: E402
 from deeprnn.sweep.study import SweepPlan, load_studies, open_studies  # noqa: E402
@@ -52,6 +52,8 @@ def test_space_file_gives_fixed_settings_and_optuna_distributions(tmp_path):
     ("time_budget = 3", "the sweep's --time-budget sets it"),
     ("seed = {int = [0, 9]}", "--seeds varies it"),
     ("recipe = 'drums'", "nothing to search"),
+    ("recipe = 'seed'\nbar_position = true\nlr = {float = [1e-3, 1e-2]}", "--bar-position belongs to the drums"),
+    ("recipe = {choices = ['drums', 'seed']}\nbar_position = true", "--bar-position belongs to the drums"),
 ])
 def test_a_bad_space_is_one_line_naming_the_file_and_the_setting(text, message):
     with pytest.raises(SettingError, match=message) as raised:
@@ -209,3 +211,23 @@ def test_an_interrupted_sweep_fails_its_running_trials_at_once_and_queues_them_a
     states = [(trial.state, trial.system_attrs.get("failed_trial")) for trial in search.trials]
     assert states == [(TrialState.FAIL, None), (TrialState.FAIL, None), (TrialState.WAITING, 0),
                       (TrialState.WAITING, 1)]
+
+
+def test_a_sweep_whose_every_trial_fails_stops_with_the_trials_error(tmp_path):
+    """An error of the trial's own (here: a data folder without MIDI files) fails the trial without a retry; when
+    --trials of them have failed the sweep stops, in one line with the last error, instead of trying forever."""
+    empty, out = tmp_path / "no-midi", tmp_path / "sweeps" / "broken"
+    empty.mkdir()
+    plan = SweepPlan(out=str(out), space=parse_space({"data": str(empty), **TINY, "lr": {"float": [1e-3, 1e-2]}}),
+                     trials=2, storage=StorageSpec(None, str(out)))
+    with pytest.raises(SweepError, match=r"^2 trials failed; the last: --data .*no-midi: 0 MIDI file"):
+        run_sweep(plan, workers=1, log=lambda line: None, poll=0.2)
+    search, _ = load_studies(StorageSpec(None, str(out)).open(), "broken")
+    assert [trial.state for trial in search.trials] == [TrialState.FAIL, TrialState.FAIL]
+
+
+@pytest.mark.parametrize("name, kind", [("median", optuna.pruners.MedianPruner),
+                                        ("hyperband", optuna.pruners.HyperbandPruner),
+                                        ("none", optuna.pruners.NopPruner)])
+def test_pruner_names(name, kind):
+    assert type(make_pruner(name)) is kind

@@ -95,7 +95,27 @@ def parse_space(document, where="the space"):
     if not distributions:
         raise SettingError(f"{where}: nothing to search (give at least one setting a range or choices, "
                            "e.g. lr = {float = [1e-4, 1e-2], log = true})")
-    return SearchSpace(fixed, distributions, where)
+    space = SearchSpace(fixed, distributions, where)
+    check_recipe(space, where)
+    return space
+
+
+def check_recipe(space, where):
+    """Settings the recipe refuses together (``--bar-position`` with the seed recipe): each end of each range and
+    each choice, the other dimensions at their first value, resolved as a trial's config is."""
+    first = {name: ends(distribution)[0] for name, distribution in space.distributions.items()}
+    for name, distribution in space.distributions.items():
+        for value in ends(distribution):
+            try:
+                space.config({**first, name: value}).resolved()
+            except SettingError as error:
+                raise SettingError(f"{where}: {error}") from None
+
+
+def ends(distribution):
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    return [distribution.low, distribution.high]
 
 
 def distribution(name, table, where):
