@@ -9,14 +9,18 @@ from deeprnn.data import PyDataset
 from deeprnn.layers import Variable
 
 
-def keras_adam(weights, grads_per_step, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clip=None):
+def keras_adam(weights, grads_per_step, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clip=None,
+               weight_decay=None, ema=None, averages=None):
     """Keras 3's Adam (keras/src/optimizers/adam.py) in float64 NumPy: epsilon outside the bias correction.
 
     ``clip``: None, ("clipnorm", c) (each gradient to norm c) or ("global_clipnorm", c) (all together).
+    ``weight_decay``: w -= w * wd * lr before each step (base_optimizer.py ``_apply_weight_decay``). ``ema``:
+    (momentum, overwrite_frequency or None); the averages are appended to ``averages`` (a list) when given.
     """
     weights = [w.astype("float64").copy() for w in weights]
     m = [numpy.zeros_like(w) for w in weights]
     v = [numpy.zeros_like(w) for w in weights]
+    average = [numpy.zeros_like(w) for w in weights]
     for step, grads in enumerate(grads_per_step):
         grads = [g.astype("float64") for g in grads]
         if clip and clip[0] == "clipnorm":
@@ -24,12 +28,21 @@ def keras_adam(weights, grads_per_step, lr=1e-3, beta_1=0.9, beta_2=0.999, epsil
         if clip and clip[0] == "global_clipnorm":
             norm = numpy.sqrt(sum((g ** 2).sum() for g in grads))
             grads = [g * clip[1] / max(norm, clip[1]) for g in grads]
+        if weight_decay:
+            weights = [w - w * weight_decay * lr for w in weights]
         t = step + 1
         alpha = lr * numpy.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
         for k, g in enumerate(grads):
             m[k] += (1 - beta_1) * (g - m[k])
             v[k] += (1 - beta_2) * (g * g - v[k])
             weights[k] -= alpha * m[k] / (numpy.sqrt(v[k]) + epsilon)
+        if ema:
+            momentum = ema[0] if step > 0 else 0.0
+            average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+            if ema[1] and (step + 1) % ema[1] == 0:
+                weights = [a.copy() for a in average]
+    if averages is not None:
+        averages.extend(average)
     return weights
 
 
@@ -58,6 +71,69 @@ def test_adam_matches_a_numpy_transcription_of_keras_over_several_steps(device, 
     for variable, want in zip(variables, expected):
         numpy.testing.assert_allclose(backend.to_numpy(variable.value), want, **tolerance)
     assert adam.iterations == 6
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("overwrite", [None, 4])
+def test_adamw_with_ema_matches_a_numpy_transcription_of_keras(device, precision, overwrite):
+    """AdamW(weight_decay) with use_ema: the decay before each Adam step, the average after it (momentum 0 at the
+    first update), the weights overwritten by the averages every ``overwrite`` updates; then finalize."""
+    dr.set_floatx(precision)
+    shapes = [(3, 4), (4,)]
+    rng = numpy.random.default_rng(2)
+    start = [rng.normal(size=s).astype(precision) for s in shapes]
+    grads = random_gradients(shapes, steps=6)
+    adamw = optimizers.AdamW(learning_rate=0.01, weight_decay=0.3, use_ema=True, ema_momentum=0.7,
+                             ema_overwrite_frequency=overwrite, clipnorm=0.5)
+    variables = [Variable(f"w{k}", backend.to_device(w.copy())) for k, w in enumerate(start)]
+    for step in grads:
+        adamw.apply_gradients([backend.to_device(g.astype(precision)) for g in step], variables)
+    averages = []
+    expected = keras_adam(start, grads, lr=0.01, clip=("clipnorm", 0.5), weight_decay=0.3, ema=(0.7, overwrite),
+                          averages=averages)
+    tolerance = dict(rtol=1e-5, atol=1e-6) if precision == "float32" else dict(rtol=1e-12, atol=1e-13)
+    for variable, want in zip(variables, expected):
+        numpy.testing.assert_allclose(backend.to_numpy(variable.value), want, **tolerance)
+    assert len(adamw.variables) == 3 * len(variables)
+    adamw.finalize_variable_values(variables)
+    for variable, want in zip(variables, averages):
+        numpy.testing.assert_allclose(backend.to_numpy(variable.value), want, **tolerance)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: optimizers.AdamW(weight_decay=None), "AdamW: weight_decay must be a float, got None"),
+    (lambda: optimizers.Adam(weight_decay=-0.1), "Adam: weight_decay must be a finite number >= 0, got -0.1"),
+    (lambda: optimizers.Adam(use_ema=True, ema_momentum=1.5), "Adam: ema_momentum must be a finite number >= 0"),
+    (lambda: optimizers.AdamW(use_ema=True, ema_overwrite_frequency=0), "AdamW: ema_overwrite_frequency must be"),
+    (lambda: optimizers.get("sgd"), "unknown optimizer 'sgd'")])
+def test_optimizer_arguments_outside_keras_ranges_are_one_line_errors(make, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")) as error:
+        make()
+    assert "\n" not in str(error.value)
+
+
+def test_optimizers_get_names_adam_and_adamw_and_round_trips_their_config():
+    assert type(optimizers.get("adamw")) is optimizers.AdamW and optimizers.get("adamw").weight_decay == 0.004
+    adamw = optimizers.AdamW(learning_rate=0.002, weight_decay=0.05, use_ema=True, ema_momentum=0.999)
+    again = optimizers.get(adamw.get_config())
+    assert type(again) is optimizers.AdamW and again.get_config() == adamw.get_config()
+
+
+def test_swap_averages_exchanges_weights_and_averages_and_training_refuses_while_swapped():
+    adam = optimizers.Adam(learning_rate=0.1, use_ema=True, ema_momentum=0.5)
+    variables = [Variable("w", backend.to_device(numpy.ones(3, "float32")))]
+    with pytest.raises(ValueError, match="no averaged weights"):
+        adam.swap_averages(variables)
+    for _ in range(3):
+        adam.apply_gradients([backend.to_device(numpy.array([1.0, -1.0, 0.5], "float32"))], variables)
+    weights, averages = backend.to_numpy(variables[0].value).copy(), backend.to_numpy(adam.averages[0]).copy()
+    assert not numpy.array_equal(weights, averages)
+    adam.swap_averages(variables)
+    numpy.testing.assert_array_equal(backend.to_numpy(variables[0].value), averages)
+    with pytest.raises(ValueError, match="swap them back before training"):
+        adam.apply_gradients([backend.to_device(numpy.zeros(3, "float32"))], variables)
+    adam.swap_averages(variables)
+    numpy.testing.assert_array_equal(backend.to_numpy(variables[0].value), weights)
 
 
 def test_clipnorm_is_per_variable_and_global_clipnorm_is_joint():
