@@ -25,13 +25,18 @@ MATHJAX = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
 # input/tex/extensions the first time a page uses one of its macros.
 MATHJAX_FILES = ["tex-svg.js", *(str(path.relative_to(MATHJAX))
                                  for path in sorted((MATHJAX / "input" / "tex" / "extensions").rglob("*.js")))]
-SOURCE_LINK = re.compile(r"\]\(\.\./([^)#\s]+)(#[^)\s]*)?\)")
+SOURCE_LINK = re.compile(r"\]\(((?:\.\./)+[^)#\s]+)(#[^)\s]*)?\)")
 QUOTE = re.compile(r"^<!-- quote: (\S+) -->\n```(\w*)\n(.*?)^```$", re.S | re.M)
 CODE_PAGES = "code"
 
 
 def repository_root(config):
     return Path(config["docs_dir"]).resolve().parent
+
+
+def linked_file(page_uri, link):
+    """The repository path a page's relative link names (``docs/...`` for another page), e.g. ``deeprnn/model.py``."""
+    return posixpath.normpath(posixpath.join("docs", posixpath.dirname(page_uri), link))
 
 
 def code_page(path):
@@ -43,10 +48,11 @@ def on_files(files, config):
     for name in MATHJAX_FILES:
         files.append(File.generated(config, f"assets/mathjax/{name}", abs_src_path=str(MATHJAX / name)))
     root = repository_root(config)
-    linked = sorted({match.group(1) for page in Path(config["docs_dir"]).glob("*.md")
-                     for match in SOURCE_LINK.finditer(page.read_text())})
-    for path in linked:
-        if (root / path).is_file():
+    docs = Path(config["docs_dir"])
+    linked = {linked_file(page.relative_to(docs).as_posix(), match.group(1))
+              for page in docs.rglob("*.md") for match in SOURCE_LINK.finditer(page.read_text())}
+    for path in sorted(linked):
+        if not path.startswith("docs/") and (root / path).is_file():
             language = {".py": "python", ".sh": "bash"}.get(Path(path).suffix, "text")
             content = (f"# `{path}`\n\nThe file as it is in the repository, included from the source.\n\n"
                        f'```{language} linenums="1"\n--8<-- "{path}"\n```\n')
@@ -113,11 +119,11 @@ def on_page_markdown(markdown, page, config, files):
         markdown = QUOTE.sub(lambda match: included_quote(match, root, page), markdown)
 
     def site_link(match):
-        path, anchor = match.group(1), match.group(2) or ""
+        path, anchor = linked_file(page.file.src_uri, match.group(1)), match.group(2) or ""
         if path.startswith("docs/"):
-            return match.group(0)
+            return match.group(0)   # another page: MkDocs checks it
         if not (root / path).is_file():
-            log.warning("%s links to ../%s, which is not a file of the repository", page.file.src_uri, path)
+            log.warning("%s links to %s, which is not a file of the repository", page.file.src_uri, match.group(1))
             return match.group(0)
         return f"]({posixpath.relpath(code_page(path), posixpath.dirname(page.file.src_uri) or '.')}{anchor})"
 
