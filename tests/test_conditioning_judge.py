@@ -30,7 +30,8 @@ def write_beat(path, bar, bars, rng):
 
 @pytest.fixture
 def two_styles(tmp_path, monkeypatch):
-    """A Groove-like folder (4 train and 2 test files per style), 2 generated files per style, 4 floor files."""
+    """A Groove-like folder (4 train, 1 validation and 2 test files per style), 2 generated files per style, 4
+    floor files."""
     monkeypatch.setenv("DEEPRNN_DATA", str(tmp_path / "cache"))
     rng = numpy.random.default_rng(0)
     data, generated, floor = tmp_path / "data", tmp_path / "generated", tmp_path / "floor"
@@ -38,10 +39,10 @@ def two_styles(tmp_path, monkeypatch):
         folder.mkdir()
     rows = []
     for style, bar in (("rock", ROCK), ("funk", FUNK)):
-        for i in range(6):
+        for i, split in enumerate(["train"] * 4 + ["validation"] + ["test"] * 2):
             name = f"{style}{i}.mid"
             write_beat(data / name, bar, 8, rng)
-            rows.append((name, f"{style}/groove{i}", 100, "beat", "train" if i < 4 else "test"))
+            rows.append((name, f"{style}/groove{i}", 100, "beat", split))
         for i in range(2):
             write_beat(generated / f"{style}_{i}.mid", bar, 6, rng)
     for i in range(4):
@@ -64,6 +65,7 @@ def test_the_judge_recognizes_both_styles_on_test_and_generated_pieces(two_style
     numbers = json.loads((tmp_path / "judge.json").read_text())
     assert numbers["generated_over_real"] == 1.0 and numbers["real_test"]["recall"] == {"rock": 1.0, "funk": 1.0}
     assert any(line.startswith("real test pieces: balanced accuracy 1.000 over 4 pieces") for line in lines)
+    assert any(line.startswith("judge: the weights of epoch ") for line in lines)
     assert "generated / real: 1.00 (goal >= 0.8)" in lines
 
 
