@@ -1,10 +1,12 @@
 """The command line: ``deeprnn train | generate | evaluate | show | sweep`` (also ``python -m deeprnn`` and
 examples/*.py).
 
-Argument parsing only; the work is in ``deeprnn.pipeline``. Every user error, a bad flag as much as a missing
-file, ends with one line on stderr and a non-zero status, never a traceback (set DEEPRNN_TRACEBACK=1 to see one),
-and comes before any long work: flag values are checked as they are parsed, output paths and optional
-dependencies before data is loaded.
+Argument parsing and calls; the work is in ``deeprnn.pipeline``, every flag is declared in
+``pipeline/settings.py``. Every user error (the library's ``DeeprnnError`` family, a bad flag as much as a missing
+file, and an ``OSError``) ends with one line on stderr and a non-zero status, and comes before any long work: flag
+values are checked as they are parsed, output paths and optional dependencies before data is loaded. Any other
+exception is a bug in deeprnn: its traceback, then one line asking to report it. DEEPRNN_TRACEBACK=1 shows the
+traceback of every error.
 """
 import argparse
 import importlib.util
@@ -16,9 +18,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
+from . import __version__, backend
 from .errors import DeeprnnError, MissingExtraError, SettingError
 from .files import atomic_write_bytes
+from .pipeline import (RunExistsError, Sampling, TrainConfig, evaluate_checkpoint, generate_from_checkpoint,
+                       greedy_versus_sampled, train)
+from .pipeline.expressive_statistics import generation_distributions
 from .pipeline.run_folder import (BEST, check_input_file, checkpoint_metadata, describe_checkpoint, describe_run,
                                   shown)
 from .pipeline.settings import (EVALUATE_SETTINGS, GENERATE_SETTINGS, MACHINE_SETTINGS, TRAIN_RUN_SETTINGS,
@@ -175,8 +180,6 @@ def run_train(args):
     out = Path(args.out or os.path.join("runs", args.recipe or train_setting("recipe").default))
     check_output_folder("--out", out)
     require_modules("music21", "tqdm", "matplotlib")
-    from .pipeline import RunExistsError, TrainConfig, train
-
     config = TrainConfig(**{setting.name: getattr(args, setting.name) for setting in TRAIN_SETTINGS})
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
@@ -204,8 +207,6 @@ def raise_keyboard_interrupt(signum, frame):
 def sampling_from_flags(args):
     """The Sampling the flags ask for (contradicting ones are a SettingError, not a guess at what was meant); None
     for the recipe's default (drums sample, seed is greedy)."""
-    from .pipeline import Sampling
-
     if not (args.greedy or args.sample or args.temperature is not None or args.top_k is not None):
         return None
     given = {} if args.temperature is None else {"temperature": args.temperature}
@@ -221,8 +222,6 @@ def run_generate(args):
     if args.primer is not None:
         check_input_file("--primer", args.primer, "MIDI file")
     require_modules("music21", *(["matplotlib"] if args.plot else []))
-    from .pipeline import generate_from_checkpoint
-
     print(f"checkpoint {shown(args.checkpoint)}: {describe_checkpoint(metadata)}")
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     if args.seed is None:
@@ -248,8 +247,6 @@ def run_evaluate(args):
     if args.json:
         check_output_file("--json", args.json, (".json",))
     require_modules("music21")
-    from .pipeline import evaluate_checkpoint, greedy_versus_sampled
-
     print(f"checkpoint {shown(args.checkpoint)}: {describe_checkpoint(metadata)}")
     report = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
                                  stride=args.stride).to_dict()
@@ -258,8 +255,6 @@ def run_evaluate(args):
         report["generation"] = greedy_versus_sampled(args.checkpoint, num_steps=args.generation_stats,
                                                      seed=args.seed, data=args.data)
         if recipe == "groove":
-            from .pipeline.expressive_statistics import generation_distributions
-
             report["expressive"] = generation_distributions(args.checkpoint, split=args.split,
                                                             num_steps=args.generation_stats,
                                                             primers=args.primers,
@@ -294,8 +289,6 @@ COMMANDS = {"train": run_train, "generate": run_generate, "evaluate": run_evalua
 
 def use_machine(args):
     """Select the device and the CPU's BLAS threads; None when usable, else the one-line reason it is not."""
-    from . import backend
-
     if args.device == "gpu" and backend.cupy_or_none() is None:
         return ("--device gpu needs CuPy and a CUDA GPU, and none was found (install deeprnn[gpu] on a machine "
                 "with an NVIDIA GPU), or use --device cpu")

@@ -277,7 +277,7 @@ def test_a_file_name_that_is_not_utf8_and_holds_a_newline_is_printed_escaped(tmp
 def test_under_make_a_run_folder_that_holds_a_run_says_the_make_command(tmp_path, capsys, monkeypatch):
     def holds_a_run(config, out, **kwargs):
         raise pipeline.RunExistsError(out, ["last.npz", "best.npz"])
-    monkeypatch.setattr(pipeline, "train", holds_a_run)
+    monkeypatch.setattr(cli, "train", holds_a_run)
     argv = ["train", "--out", str(tmp_path / "run")]
     monkeypatch.delenv("DEEPRNN_CALLED_AS", raising=False)
     status, errors = run_main(argv, capsys)
