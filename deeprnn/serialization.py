@@ -272,17 +272,22 @@ class ModelArchive:
                                      f"the limit of {MAX_JSON_BYTES:,}")
         return parse_json(str(self.read(key, text_scalar)), self.path, key)
 
-    def weights(self, key, shape, name):
-        """A weight (or optimizer slot) of ``shape``: real floating point and finite."""
+    def weights(self, key, shape, name, dtype):
+        """A weight (or optimizer slot) of ``shape``: real floating point, and finite once cast to ``dtype`` (the
+        variable's: 1e300 in a float64 file is infinite in a float32 model)."""
         def real_of_shape(declared, dtype):
             if dtype.kind != "f":
                 raise ModelFileError(f"{self.path}: {key} ({name}) holds {dtype} values, not real floating point")
             if declared != tuple(shape):
                 raise ModelFileError(f"{self.path}: {key} ({name}) has shape {declared}, the architecture needs "
                                      f"{tuple(shape)}")
-        array = self.read(key, real_of_shape)
+        stored = self.read(key, real_of_shape)
+        with numpy.errstate(over="ignore"):
+            array = stored.astype(dtype, copy=False)
         if not numpy.all(numpy.isfinite(array)):
-            raise ModelFileError(f"{self.path}: {key} ({name}) holds NaN or infinite values")
+            values = ("NaN or infinite values" if not numpy.all(numpy.isfinite(stored))
+                      else f"values beyond the range of {numpy.dtype(dtype)}")
+            raise ModelFileError(f"{self.path}: {key} ({name}) holds {values}")
         return array
 
     def iterations(self):
@@ -302,7 +307,8 @@ class ModelArchive:
         keys = numbered_keys(self.entries, "weight_")
         if len(keys) != len(variables):
             raise ModelFileError(f"{self.path}: holds {len(keys)} weights, the architecture has {len(variables)}")
-        arrays = {key: self.weights(key, variable.shape, variable.name) for key, variable in zip(keys, variables)}
+        arrays = {key: self.weights(key, variable.shape, variable.name, variable.value.dtype)
+                  for key, variable in zip(keys, variables)}
         if getattr(model, "optimizer", None) is not None and "optimizer_iterations" in self.entries:
             arrays["optimizer_iterations"] = numpy.array(self.iterations())
             trainable = model.trainable_variables
@@ -315,8 +321,8 @@ class ModelArchive:
                                      f"{len(trainable)} trainable weights")
             for index, key in enumerate(keys):
                 variable = trainable[index % len(trainable)]
-                state = self.weights(key, variable.shape, f"optimizer slot of {variable.name}")
-                arrays[key] = state.astype(variable.value.dtype, copy=False)
+                arrays[key] = self.weights(key, variable.shape, f"optimizer slot of {variable.name}",
+                                           variable.value.dtype)
         return arrays
 
 
@@ -354,6 +360,14 @@ class Optional:
         self.schema = schema
 
 
+class JsonText:
+    """A field holding a JSON object as text (a tokenizer's ``to_json``): parsed by ``parse_json`` (size and depth
+    bounded) and checked against ``fields`` (a ``check_fields`` schema)."""
+
+    def __init__(self, fields=dict):
+        self.fields = fields
+
+
 def json_type(value):
     return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
         type(value), "a number")
@@ -364,10 +378,16 @@ def check_fields(document, schema, path, field):
 
     A schema is a type (``str``, ``int``, ``float``: an int or a finite float, ``bool``, ``list``, ``dict``); a
     tuple of them (``None`` allows null); a dict of field -> schema (those fields required, ``Optional(schema)``
-    fields may be absent, other fields allowed); or a one-item list: a list whose every item has that schema.
+    fields may be absent, other fields allowed); a one-item list: a list whose every item has that schema; or
+    ``JsonText(schema)``: a string holding a JSON object of that schema.
     """
     if isinstance(schema, Optional):
         schema = schema.schema
+    if isinstance(schema, JsonText):
+        if not isinstance(document, str):
+            raise ModelFileError(f"{path}: {field} must be JSON text, found {json_type(document)}")
+        check_fields(parse_json(document, path, field), schema.fields, path, field)
+        return
     if isinstance(schema, dict):
         if not isinstance(document, dict):
             raise ModelFileError(f"{path}: {field} must be an object, found {json_type(document)}")
@@ -411,7 +431,7 @@ def restore_field(path, field, restore, value):
     wrong form (a missing key, a wrong type) become a ModelFileError naming the file and the field."""
     try:
         restore(value)
-    except (KeyError, IndexError, TypeError, ValueError) as error:
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError) as error:  # Overflow: numpy's RNG state
         raise ModelFileError(f"{path}: {field} cannot be restored ({type(error).__name__}: {error})") from None
 
 

@@ -16,6 +16,7 @@ from ..errors import ModelFileError
 from ..layers import RNN, ConditionedEmbedding, Dense, Embedding, StepCounterEmbedding
 from ..music import Tokenizer
 from ..music.labels import LabelVocabulary, parse_conditions
+from ..serialization import JsonText, Optional, check_fields
 from .recipes import CELLS, RESUMABLE_CHANGES, TrainConfig, get_recipe
 from .settings import train_setting
 
@@ -53,6 +54,14 @@ def checkpoint_metadata(tokenizer, config, source, training=None, labels=None):
             "training": training or {}, "labels": None if labels is None else labels.to_json()}
 
 
+# What load_checkpoint reads from the metadata, checked field by field before use: a hand edit is one line naming
+# the field (the settings inside "config" are checked by TrainConfig.from_dict, the training state by BackupAndRestore)
+METADATA_FIELDS = {"format": str, "version": int, "recipe": str, "tokenizer": JsonText({"type": str}),
+                   "config": {"recipe": str},
+                   "source": Optional((str, None)), "encoding": Optional((str, None)), "training": Optional(dict),
+                   "labels": Optional((dict, None))}
+
+
 def save_checkpoint(path, model, tokenizer, config, source, training=None, include_optimizer=True, labels=None):
     """Write model + metadata to ``path`` (.npz), atomically: a crash mid-write leaves the previous file."""
     model.save(path, include_optimizer=include_optimizer,
@@ -72,17 +81,20 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: not a deeprnn music checkpoint (no tokenizer or training config in it); "
                               "use one written by `deeprnn train` (best.npz or last.npz)")
     try:
+        check_fields(metadata, METADATA_FIELDS, path, "metadata")
         tokenizer = Tokenizer.from_json(metadata["tokenizer"])
-        config = TrainConfig.from_dict(metadata["config"])
+        config = TrainConfig.from_dict(metadata["config"]).resolved()  # a setting edited out: the recipe's default
+        labels = LabelVocabulary.from_json(metadata["labels"]) if metadata.get("labels") else None
+    except ModelFileError as error:
+        raise CheckpointError(str(error)) from None
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         # metadata edited by hand: a missing entry, a list where an object goes, a setting out of its range
         raise CheckpointError(f"{path}: its metadata does not describe a model it can load "
                               f"({type(error).__name__}: {error})") from None
     try:
         model = saving.load_model(path)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    labels = LabelVocabulary.from_json(metadata["labels"]) if metadata.get("labels") else None
+    except ValueError as error:  # a ModelFileError names the file already
+        raise CheckpointError(str(error) if isinstance(error, ModelFileError) else f"{path}: {error}") from None
     check_fits(model, tokenizer, config, path, labels)
     if metadata.get("encoding") != get_recipe(config.recipe).input_encoding(config, tokenizer.vocab_size).name:
         raise CheckpointError(f"{path}: its input encoding {metadata.get('encoding')!r} is not what the "
