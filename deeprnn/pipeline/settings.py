@@ -205,8 +205,9 @@ GENERATE_SETTINGS = (
     Setting("num_steps", "tokens to generate", int, 500, minimum=1, maximum=32768),
     Setting("greedy", "always take the most likely token (seed default)", bool, False, exclusive="decoding"),
     Setting("sample", "sample from the distribution (drums and groove default)", bool, False, exclusive="decoding"),
-    # p^(1/T) below T = 0.001 is the argmax in float64 (and T = 1e-320 overflows): 0 says greedy; above 100 it is
-    # uniform to float precision
+    # 1/T multiplies the log-probabilities: T = 1e-320 overflows them (it ended in an index error); below 0.001 two
+    # tokens 1% apart in probability are e^10 apart, the argmax in all but name, so 0 (greedy) says it; above 100 a
+    # token of probability 1e-30 weighs half the likeliest one's: noise
     Setting("temperature", "sampling temperature; implies --sample; 0 means greedy", float, 1.0, minimum=1e-3,
             maximum=100, allowed=(0,)),
     # more than any tokenizer's vocabulary
