@@ -149,7 +149,7 @@ def check_declared_parameters(model_layers, input_shape, limit, path, why):
             total += math.prod(weight_shape)
             if total > limit:
                 raise ModelFileError(f"{path}: its architecture declares more than {limit:,} parameters, {why} "
-                                     f"(passed at layer {twin.name!r}, a {type(twin).__name__} whose {name} has "
+                                     f"(passed at layer {twin.name!r} ({type(twin).__name__}), whose {name} has "
                                      f"shape {weight_shape})")
             value = numpy.broadcast_to(numpy.zeros((), dtype=backend.floatx()), weight_shape)
             variable = Variable(f"{twin.name}/{name}", value, trainable)
@@ -368,6 +368,10 @@ class JsonText:
         self.fields = fields
 
 
+KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a finite number",
+              bool: "true or false", None: "null"}
+
+
 def json_type(value):
     return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
         type(value), "a number")
@@ -406,7 +410,7 @@ def check_fields(document, schema, path, field):
         return
     allowed = schema if isinstance(schema, tuple) else (schema,)
     if not any(matches(document, kind) for kind in allowed):
-        names = " or ".join("null" if kind is None else kind.__name__ for kind in allowed)
+        names = " or ".join(KIND_NAMES.get(kind, getattr(kind, "__name__", str(kind))) for kind in allowed)
         raise ModelFileError(f"{path}: {field} must be {names}, found {json_type(document)} {short(document)}")
 
 

@@ -381,17 +381,17 @@ def test_the_intact_backup_resumes(backup, tmp_path):
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda t: t.update(rng_state="PCG64"), "metadata.training.rng_state must be dict, found a string"),
+    (lambda t: t.update(rng_state="PCG64"), "metadata.training.rng_state must be an object, found a string"),
     (lambda t: t["rng_state"]["init"].update(state="x"), "metadata.training.rng_state cannot be restored"),
     (lambda t: t["rng_state"].__delitem__("shuffle"), "metadata.training.rng_state cannot be restored (KeyError"),
     (lambda t: t.update(epoch=-1), "metadata.training.epoch is -1, an epoch count must be >= 0"),
-    (lambda t: t.update(epoch="1"), "metadata.training.epoch must be int, found a string"),
+    (lambda t: t.update(epoch="1"), "metadata.training.epoch must be an integer, found a string"),
     (lambda t: t.update(callbacks={"best": 1}), "metadata.training.callbacks must be a list, found an object"),
     (lambda t: t["callbacks"][0].__delitem__("best"),
      "metadata.training.callbacks[0] (ModelCheckpoint) has no 'best' entry"),
     (lambda t: t["callbacks"][1].update(elapsed="soon"),
-     "metadata.training.callbacks[1] (TimeBudget).elapsed must be float, found a string"),
-    (lambda t: t["callbacks"][2].update(wait=1.5), "metadata.training.callbacks[2] (EarlyStopping).wait must be int"),
+     "metadata.training.callbacks[1] (TimeBudget).elapsed must be a finite number, found a string"),
+    (lambda t: t["callbacks"][2].update(wait=1.5), "metadata.training.callbacks[2] (EarlyStopping).wait must be an integer"),
 ])
 def test_an_edited_resume_state_is_refused_naming_the_field(backup, tmp_path, change, words):
     path = with_training(backup, tmp_path, change)
@@ -446,8 +446,8 @@ def with_metadata(checkpoint, tmp_path, metadata):
     (lambda m: m.update(tokenizer='{"a": ' * 1000 + "1" + "}" * 1000), "metadata.tokenizer nests 1000 levels deep"),
     (lambda m: m.update(tokenizer="[]"), "metadata.tokenizer must be a JSON object, not a list"),
     (lambda m: m.update(config=[4, 1]), "metadata.config must be an object, found a list"),
-    (lambda m: m.update(training="epoch 3"), "metadata.training must be dict, found a string"),
-    (lambda m: m.update(version="1"), "metadata.version must be int, found a string"),
+    (lambda m: m.update(training="epoch 3"), "metadata.training must be an object, found a string"),
+    (lambda m: m.update(version="1"), "metadata.version must be an integer, found a string"),
 ])
 def test_an_edited_checkpoint_metadata_is_refused_naming_the_field(checkpoint, tmp_path, change, words):
     from deeprnn.pipeline.checkpoints import load_checkpoint
