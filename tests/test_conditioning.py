@@ -38,7 +38,7 @@ def test_with_counters_the_bar_position_sits_between_token_and_labels_as_in_step
     assert numpy.array_equal(y[0, :, 7:10], numpy.repeat(layer.C[0].value[[3]], 4, axis=0))
 
 
-def test_gradients_of_the_token_and_label_tables_equal_central_differences(float64):
+def test_gradients_of_the_token_and_label_tables_equal_central_differences(device, float64):
     """Labels repeated over time and over the batch: each row's gradient is the scatter-add of every step's."""
     layer = ConditionedEmbedding(5, 3, CONDITIONS, counter_bits=2)
     rng = numpy.random.default_rng(0)

@@ -101,3 +101,36 @@ def test_a_request_for_a_label_the_model_lacks_names_the_flag():
     assert requested_labels(None, bpm=150) is None
     with pytest.raises(ValueError, match="^--style: this checkpoint was trained without --condition"):
         requested_labels(None, style="funk")
+
+
+def test_a_conditioned_drums_model_generates_the_same_carrying_state_as_re_running_the_window():
+    """The stateful twin is told the labels with every token, as the window re-run is with every window."""
+    from deeprnn import backend
+    from deeprnn.music import DrumGridTokenizer
+    from deeprnn.music.labels import LabelVocabulary, PieceLabels
+    from deeprnn.pipeline.features import grid_steps
+    from deeprnn.pipeline.generation import (Primer, Sampling, TokenPicker, generate_carrying_state,
+                                             generate_window_rerun)
+    from deeprnn.pipeline.recipes import TrainConfig, get_recipe
+    tokenizer, recipe = DrumGridTokenizer(), get_recipe("drums")
+    vocabulary = LabelVocabulary.fit(("style", "tempo"), [PieceLabels("funk"), PieceLabels("jazz")])
+    backend.set_seed(0)
+    config = TrainConfig(recipe="drums", layers=2, units=10, embedding_dim=5, seq_len=64,
+                         condition="style,tempo").resolved()
+    model = recipe.build_model(config, tokenizer.vocab_size, vocabulary)
+    assert isinstance(model.layers[0], ConditionedEmbedding)
+    rng = numpy.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.6, w.shape) for w in model.get_weights()])
+    encoding = recipe.input_encoding(config, tokenizer.vocab_size)
+    tokens = numpy.array([tokenizer.start_token, 1, 0, 4, 2])
+    results = []
+    for style in ("funk", "jazz"):
+        labels = vocabulary.ids(PieceLabels(style, 100))
+        primer = Primer(tokens, grid_steps(tokens, tokenizer.start_token), None, labels=numpy.array(labels))
+        pickers = [TokenPicker(recipe, tokenizer, Sampling(), numpy.random.default_rng(1)) for _ in range(2)]
+        carried = generate_carrying_state(model, encoding, primer, 20, pickers[0])
+        rerun = generate_window_rerun(model, encoding, primer, 20, pickers[1], window=64)
+        assert carried.tokens.tolist() == rerun.tokens.tolist()
+        numpy.testing.assert_allclose(carried.probabilities, rerun.probabilities, rtol=1e-4, atol=1e-6)
+        results.append(carried.probabilities[0])
+    assert not numpy.allclose(results[0], results[1], atol=1e-4)  # the style reaches the first prediction
