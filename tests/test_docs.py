@@ -17,6 +17,7 @@ from pylatexenc.latexwalker import LatexWalker
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- quote: (\S+) -->$")
+NOT_RUN = re.compile(r"^<!-- not run: (.+) -->$")
 
 
 def code_blocks(page):
@@ -69,6 +70,62 @@ def test_an_unmarked_python_block_is_a_runnable_example(page):
             assert first.startswith(("import ", "from ")), (
                 f"{page.name}:{number}: a Python block that quotes the library needs <!-- quote: deeprnn/... --> "
                 "on the line before it; an example starts with its imports")
+
+
+def examples(page):
+    """(line number, body, printed lines or None, why it is not run or None) of every Python example of ``page``:
+    a block that is not a quote. What it prints is the ``text`` block after it with only "prints" between; a block
+    that cannot run here says why on the line before it: ``<!-- not run: needs a CUDA GPU -->``."""
+    lines = page.read_text().split("\n")
+    blocks = code_blocks(page)
+    found = []
+    for (number, info, source, body), after in zip(blocks, blocks[1:] + [None]):
+        if info != "python" or source:
+            continue
+        not_run = NOT_RUN.match(lines[number - 2]) if number > 1 else None
+        printed = None
+        if after is not None and after[1] == "text":
+            between = lines[number + len(body) + 1:after[0] - 1]   # past the closing fence, up to the next block
+            if [line.strip() for line in between if line.strip()] == ["prints"]:
+                printed = after[3]
+        found.append((number, body, printed, not_run and not_run.group(1)))
+    return found
+
+
+EXAMPLES = [pytest.param(page, number, body, printed, reason, id=f"{page.name}:{number}")
+            for page in PAGES for number, body, printed, reason in examples(page)]
+
+
+def test_the_pages_hold_examples_that_run():
+    assert sum(reason is None for _, _, _, _, reason in (param.values for param in EXAMPLES)) >= 5
+
+
+def test_an_example_is_read_with_what_it_prints_or_why_it_is_not_run(tmp_path):
+    """The runner can fail: it finds the printed text a page shows (here a wrong one) and the reason not to run."""
+    page = tmp_path / "page.md"
+    page.write_text("```python\nimport math\nprint(math.pi)\n```\n\nprints\n\n```text\n3.15\n```\n\n"
+                    "<!-- not run: needs a CUDA GPU -->\n```python\nimport cupy\n```\n")
+    (number, body, printed, reason), (_, _, _, why) = examples(page)
+    assert (number, printed, reason, why) == (1, ["3.15"], None, "needs a CUDA GPU")
+    assert str(__import__("math").pi) != printed[0]
+
+
+@pytest.mark.parametrize("page, number, body, printed, reason", EXAMPLES)
+def test_every_example_runs_and_prints_what_the_page_shows(page, number, body, printed, reason, tmp_path,
+                                                          monkeypatch, capsys, request):
+    """Run in a fresh namespace inside a temporary folder (a file it writes lands there); the Groove examples read
+    the shared copy, and are skipped without it."""
+    if reason is not None:
+        assert len(reason.split()) >= 3, f"{page.name}:{number}: say why the example is not run"
+        pytest.skip(f"{page.name}:{number} is marked not runnable: {reason}")
+    code = "\n".join(body)
+    if "groove" in code:
+        monkeypatch.setenv("DEEPRNN_GROOVE", request.getfixturevalue("groove"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"{page.name}:{number}", "exec"), {"__name__": "__docs__"})
+    if printed is not None:
+        shown = "\n".join(printed).strip()
+        assert capsys.readouterr().out.strip() == shown, f"{page.name}:{number} prints something else than the page"
 
 
 def test_the_check_catches_a_line_that_was_replaced(tmp_path):
