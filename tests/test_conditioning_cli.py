@@ -80,3 +80,14 @@ def test_the_groove_recipe_conditions_too_and_generates_from_silence_keeping_its
                  "--seed", "2", "--out", str(midi)]) == 0
     assert f"from silence: style {style}, fill beat (120 qpm)" in capsys.readouterr().out
     assert read_events(midi).qpm == 120.0
+
+
+def test_a_conditioned_run_resumes_with_its_label_vocabularies(groove, tmp_path, capsys):
+    common = ["train", "--data", groove, "--out", str(tmp_path / "run"), *TINY[:-2]]
+    assert main([*common, "--condition", "style", "--epochs", "1"]) == 0
+    before = load_checkpoint(tmp_path / "run" / "last.npz").labels
+    assert main([*common, "--condition", "style", "--epochs", "2", "--resume"]) == 0
+    after = load_checkpoint(tmp_path / "run" / "last.npz")
+    assert after.training["epoch"] == 2 and after.labels == before
+    assert main([*common, "--condition", "tempo", "--epochs", "3", "--resume"]) != 0
+    assert "--condition style (this run asks for tempo)" in capsys.readouterr().err
