@@ -231,3 +231,19 @@ def test_a_sweep_whose_every_trial_fails_stops_with_the_trials_error(tmp_path):
                                         ("none", optuna.pruners.NopPruner)])
 def test_pruner_names(name, kind):
     assert type(make_pruner(name)) is kind
+
+
+def test_joining_a_study_with_another_space_or_budget_is_refused_but_another_data_folder_is_not(tmp_path):
+    out = tmp_path / "sweeps" / "joined"
+    out.mkdir(parents=True)
+
+    def plan(space, budget=1.0):
+        return SweepPlan(out=str(out), space=parse_space(space), trials=2, storage=StorageSpec(None, str(out)),
+                         time_budget=budget)
+
+    open_studies(plan({"data": "/machine-a/groove", "lr": {"float": [1e-3, 1e-2]}}))
+    open_studies(plan({"data": "/machine-b/groove", "lr": {"float": [1e-3, 1e-2]}}))  # the same study
+    with pytest.raises(SettingError, match="started with another space or --time-budget"):
+        open_studies(plan({"lr": {"float": [1e-3, 1e-1]}}))
+    with pytest.raises(SettingError, match="started with another space or --time-budget"):
+        open_studies(plan({"lr": {"float": [1e-3, 1e-2]}}, budget=2.0))

@@ -54,9 +54,10 @@ class SearchSpace:
     def first_seed(self):
         return self.fixed.get("seed", 0)
 
-    def to_json(self):
-        """A canonical text of the space: the study keeps it and a restart with another space is refused."""
-        document = {"fixed": self.fixed,
+    def to_json(self, without=()):
+        """A canonical text of the space (less the fixed settings named in ``without``): the study keeps it and a
+        restart with another space is refused."""
+        document = {"fixed": {name: value for name, value in self.fixed.items() if name not in without},
                     "distributions": {name: json.loads(distribution_to_json(distribution))
                                       for name, distribution in sorted(self.distributions.items())}}
         return json.dumps(document, sort_keys=True)

@@ -13,6 +13,7 @@ uninterrupted run would have); a folder with no ``last.npz`` yet is started over
 folder while it trains there, so a retry never trains beside a still-living original on the same machine.
 """
 import fcntl
+import json
 import math
 import os
 import signal
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -56,7 +57,6 @@ class SweepPlan:
     pruner: str = "median"
     pruner_warmup: int = DEFAULT_WARMUP
     pruner_startup: int = DEFAULT_STARTUP
-    worker_options: dict = field(default_factory=dict)
 
     @property
     def name(self):
@@ -82,13 +82,16 @@ def open_studies(plan, storage=None):
     storage = storage or plan.storage.open()
     search = optuna.create_study(storage=storage, study_name=plan.name, direction="minimize", load_if_exists=True,
                                  pruner=make_pruner(plan.pruner, plan.pruner_warmup, plan.pruner_startup))
-    text = plan.space.to_json()
+    # what every trial of the study must share: the space (but where the data is, which differs per machine) and
+    # the time budget
+    text = json.dumps({"space": json.loads(plan.space.to_json(without=("data",))), "time_budget": plan.time_budget},
+                      sort_keys=True)
     known = search.user_attrs.get(SPACE_ATTR)
     if known is None:
         search.set_user_attr(SPACE_ATTR, text)
     elif known != text:
         raise SettingError(f"--space {plan.space.source}: the study {plan.name!r} in {plan.storage.describe()} was "
-                           "started with another space; use the same file, or another --out")
+                           "started with another space or --time-budget; use the same, or another --out")
     seeds = optuna.create_study(storage=storage, study_name=plan.seeds_name, direction="minimize",
                                 load_if_exists=True, pruner=optuna.pruners.NopPruner())
     return search, seeds
