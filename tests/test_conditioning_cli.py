@@ -86,7 +86,8 @@ def test_a_conditioned_run_resumes_with_its_label_vocabularies(groove, tmp_path,
     common = ["train", "--data", groove, "--out", str(tmp_path / "run"), *TINY[:-2]]
     assert main([*common, "--condition", "style", "--epochs", "1"]) == 0
     before = load_checkpoint(tmp_path / "run" / "last.npz").labels
-    assert main([*common, "--condition", "style", "--epochs", "2", "--resume"]) == 0
+    assert main([*common, "--condition", "style,style", "--epochs", "2", "--resume"]) != 0  # checked on resume
+    assert main([*common, "--condition", " style", "--epochs", "2", "--resume"]) == 0  # the same labels
     after = load_checkpoint(tmp_path / "run" / "last.npz")
     assert after.training["epoch"] == 2 and after.labels == before
     assert main([*common, "--condition", "tempo", "--epochs", "3", "--resume"]) != 0

@@ -147,6 +147,8 @@ def check_resume(requested, saved, path):
     for key, value in requested.to_dict().items():
         if value is None or key in RESUMABLE_CHANGES:
             continue
+        if key == "condition" and parse_conditions(value) == parse_conditions(saved.condition):
+            continue  # the same labels in another order: the columns' order is fixed
         if value != getattr(saved, key):
             differences.append(f"{train_setting(key).flag} {getattr(saved, key)} (this run asks for {value})")
     if differences:
