@@ -275,7 +275,7 @@ def run_sweep(args):
     if args.show and (args.show[0] != "show" or len(args.show) != 2):
         raise SettingError(f"{' '.join(args.show)}: expected `deeprnn sweep show FOLDER` (or flags only, to run one)")
     require_modules("optuna", "music21", "tqdm", "matplotlib", *(["psycopg"] if args.storage else []))
-    from .sweep import command
+    from .sweep import command  # here, not at the top: it needs the sweep extra, which the other commands do not
 
     if args.show:
         return command.show(args.show[1], args.storage)

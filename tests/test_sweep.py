@@ -1,6 +1,7 @@
 """deeprnn sweep on Optuna's embedded journal: the space file, the pruning callback, the storage's lock and
 heartbeat, and whole sweeps of tiny trials with two worker processes (a pruned trial, seeds, a kill -9)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed 
 
 from optuna.trial import TrialState  # noqa: E402
 
+from deeprnn.cli import main  # noqa: E402
 from deeprnn.errors import SettingError  # noqa: E402
 from deeprnn.sweep.pruning import PruningCallback, make_pruner  # noqa: E402
 from deeprnn.sweep.report import format_table, rows  # noqa: E402
@@ -247,3 +249,24 @@ def test_joining_a_study_with_another_space_or_budget_is_refused_but_another_dat
         open_studies(plan({"lr": {"float": [1e-3, 1e-1]}}))
     with pytest.raises(SettingError, match="started with another space or --time-budget"):
         open_studies(plan({"lr": {"float": [1e-3, 1e-2]}}, budget=2.0))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--space", "{space}", "--trials", "2"], "--out is required"),
+    (["--out", "{out}", "--space", "{out}/missing.toml", "--trials", "2"], "--space .*missing.toml: No such file"),
+    (["--out", "{out}", "--space", "{space}", "--trials", "2", "--storage", "mongodb://host/db"],
+     "--storage mongodb://host/db: expected a database URL"),
+    (["--out", "{out}", "--space", "{space}", "--trials", "2", "--storage",
+      "postgresql+psycopg://me:secret@127.0.0.1:1/sweeps"],
+     r"--storage postgresql\+psycopg://me:\*\*\*@127.0.0.1:1/sweeps: cannot open the database"),
+    (["show", "{out}"], "no sweep here"),
+])
+def test_sweep_command_mistakes_are_one_line_before_any_work(tmp_path, capsys, flags, message):
+    space = tmp_path / "space.toml"
+    space.write_text('lr = {float = [1e-3, 1e-2]}\n', encoding="utf-8")
+    out = tmp_path / "sweeps" / "x"
+    assert main(["sweep", *(flag.format(space=space, out=out) for flag in flags)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("deeprnn sweep: error: ")
+    assert re.search(message, error), error
+    assert "secret" not in error and not out.exists()

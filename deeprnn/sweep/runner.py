@@ -36,7 +36,8 @@ class WorkerFailed(RuntimeError):
 def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
     """Run the plan with ``workers`` local processes until the study is done; returns (search, seeds) studies."""
     quiet_experimental()
-    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    if plan.storage.embedded:  # the journal lives in the folder; with a database, nothing is made before it opens
+        Path(plan.out).mkdir(parents=True, exist_ok=True)
     storage = plan.storage.open()
     search, seeds = open_studies(plan, storage)
     log(f"sweep {plan.name}: {plan.storage.describe()}, {plan.trials} trials of "

@@ -132,6 +132,9 @@ def open_database(url, attempts=5, **options):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
+        except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, no such database
+            reason = str(error.orig or error).strip().splitlines()[-1]
+            raise SettingError(f"--storage {redacted(url)}: cannot open the database: {reason}") from None
 
 
 def check_storage_url(url):
