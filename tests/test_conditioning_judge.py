@@ -97,3 +97,28 @@ def test_a_generated_file_not_named_by_a_style_is_one_line_naming_it(two_styles)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("style_classifier: --generated ")
     assert "polka_0.mid is not named <style>_... with a style of rock, funk" in done.stderr
+
+
+def test_the_whole_measurement_from_two_checkpoints_on_tiny_data(two_styles, tmp_path):
+    """Train a conditioned and an unconditioned drums model on the two-style folder, then one command generates 4
+    pieces per style (by request, from silence) and as many unconditioned ones, and judges all of them."""
+    from deeprnn.cli import main
+    data, _, _ = two_styles
+    tiny = ["--data", str(data), "--units", "8", "--layers", "1", "--seq-len", "16", "--batch-size", "8",
+            "--epochs", "1", "--quiet"]
+    assert main(["train", *tiny, "--condition", "style", "--out", str(tmp_path / "styled")]) == 0
+    assert main(["train", *tiny, "--out", str(tmp_path / "plain")]) == 0
+    styles, floor = tmp_path / "judge" / "styles", tmp_path / "judge" / "floor"
+    done = subprocess.run([sys.executable, "examples/style_classifier.py", "--data", str(data), "--styles",
+                           "rock,funk", "--checkpoint", str(tmp_path / "styled" / "best.npz"), "--unconditioned",
+                           str(tmp_path / "plain" / "best.npz"), "--generated", str(styles), "--floor", str(floor),
+                           "--num-steps", "32", "--epochs", "2", "--units", "8", "--length", "32",
+                           "--json", str(tmp_path / "judge.json")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in styles.iterdir()) == [f"{s}_{seed}.mid" for s in ("funk", "rock")
+                                                        for seed in (1, 2, 3, 4)]
+    assert len(list(floor.iterdir())) == 8
+    numbers = json.loads((tmp_path / "judge.json").read_text())
+    assert numbers["generated"]["pieces"] == 8 and numbers["floor"]["pieces"] == 8
+    assert "generated in rock" not in done.stdout and "generated 4 x 32 tokens in rock" in done.stdout

@@ -20,6 +20,9 @@ that always says rock scores 1/6, as does one labelling at random. Three numbers
 - generated pieces, labelled by the style they were asked for: a folder of MIDI files named ``<style>_...mid``;
 - the floor: an unconditioned model's pieces, each given a style at random (the judge's answer then agrees with
   the label by chance only).
+
+``generate_requests`` and ``generate_floor`` write those two folders from checkpoints (``generate --style`` from
+silence, and an unconditioned model after validation primers), so one command measures everything.
 """
 import json
 import sys
@@ -37,8 +40,11 @@ from ..music import DrumGridTokenizer, groove, tokenize_corpus
 from ..music.labels import style_word
 from ..music.midi_io import MIDI_SUFFIXES
 from .features import grid_steps
+from .generation import generate_from_checkpoint
 
 JUDGE_STYLES = ("rock", "funk", "jazz", "latin", "hiphop", "soul")
+REQUEST_SEEDS = (1, 2, 3, 4)  # the issue's "at least 4 x 512 steps per style, different seeds"
+REQUEST_STEPS = 512
 
 
 @dataclass
@@ -179,6 +185,30 @@ def random_split(folder, styles, tokenizer, seed=0, flag="--floor"):
     corpus = tokenize_corpus(midi_files(folder, flag), tokenizer)
     labels = numpy.random.default_rng(seed).integers(len(styles), size=len(corpus.sequences))
     return corpus.sequences, labels
+
+
+def generate_requests(checkpoint, folder, styles=JUDGE_STYLES, seeds=REQUEST_SEEDS, num_steps=REQUEST_STEPS,
+                      log=print):
+    """``<style>_<seed>.mid`` in ``folder`` for every style and seed: a conditioned checkpoint asked for the style,
+    from silence (``generate --style STYLE --seed SEED``)."""
+    folder = Path(folder)
+    for style in styles:
+        for seed in seeds:
+            generate_from_checkpoint(checkpoint, folder / f"{style}_{seed}.mid", num_steps=num_steps, seed=seed,
+                                     style=style, log=lambda line: None)
+        log(f"generated {len(seeds)} x {num_steps} tokens in {style} into {folder}")
+    return folder
+
+
+def generate_floor(checkpoint, folder, count=len(JUDGE_STYLES) * len(REQUEST_SEEDS), num_steps=REQUEST_STEPS,
+                   log=print):
+    """``piece_<seed>.mid`` in ``folder``, seeds 1..count: an unconditioned checkpoint after validation primers."""
+    folder = Path(folder)
+    for seed in range(1, count + 1):
+        generate_from_checkpoint(checkpoint, folder / f"piece_{seed}.mid", num_steps=num_steps, seed=seed,
+                                 log=lambda line: None)
+    log(f"generated {count} x {num_steps} tokens without a style into {folder}")
+    return folder
 
 
 @dataclass
