@@ -55,7 +55,7 @@ def build(docs_config, site, strict=True):
     """``mkdocs build`` of ``docs_config`` into ``site``; returns its log (strict: fails the test on a warning)."""
     command = [sys.executable, "-m", "mkdocs", "build", "--config-file", str(docs_config), "--site-dir", str(site)]
     done = subprocess.run(command + (["--strict"] if strict else []), capture_output=True, text=True,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=240)
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=240, cwd=ROOT)
     log = done.stdout + done.stderr
     assert done.returncode == 0 and "WARNING" not in log, f"mkdocs build --strict failed:\n{log}"
     return log

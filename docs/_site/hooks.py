@@ -44,6 +44,12 @@ def code_page(path):
     return f"{CODE_PAGES}/{path}.md"
 
 
+def on_config(config):
+    # pymdownx.snippets reads base_path from the working folder; the repository root, wherever mkdocs runs from
+    config["mdx_configs"].setdefault("pymdownx.snippets", {})["base_path"] = [str(repository_root(config))]
+    return config
+
+
 def on_files(files, config):
     for name in MATHJAX_FILES:
         files.append(File.generated(config, f"assets/mathjax/{name}", abs_src_path=str(MATHJAX / name)))
@@ -54,7 +60,9 @@ def on_files(files, config):
     for path in sorted(linked):
         if not path.startswith("docs/") and (root / path).is_file():
             language = {".py": "python", ".sh": "bash"}.get(Path(path).suffix, "text")
-            content = (f"# `{path}`\n\nThe file as it is in the repository, included from the source.\n\n"
+            # out of the search index: the code would outweigh the pages (and every page loads the index)
+            content = (f"---\nsearch:\n  exclude: true\n---\n\n"
+                       f"# `{path}`\n\nThe file as it is in the repository, included from the source.\n\n"
                        f'```{language} linenums="1"\n--8<-- "{path}"\n```\n')
             files.append(File.generated(config, code_page(path), content=content))
     return files
