@@ -41,7 +41,8 @@ from .errors import ModelFileError
 from .files import atomic_write, open_regular_file
 from .layers.recurrent import RNN
 from .model import Sequential
-from .serialization import MAX_PARAMETERS, check_declared_parameters, check_member_size, parameter_limit, parse_json
+from .serialization import (MAX_PARAMETERS, check_declared_parameters, check_directory, check_member_size,
+                            parameter_limit, parse_json)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
@@ -99,6 +100,7 @@ def load_keras(path, model=None):
     with open_regular_file(path, MAX_CONFIG_BYTES + MAX_WEIGHTS_BYTES, "Keras file", ModelFileError) as stream:
         if zipfile.is_zipfile(stream):
             try:
+                check_directory(stream, path)
                 with zipfile.ZipFile(stream) as archive:
                     config_text = archive.read(member_info(archive, CONFIG_NAME, MAX_CONFIG_BYTES, path))
                     weights_info = member_info(archive, WEIGHTS_NAME, MAX_WEIGHTS_BYTES, path)

@@ -30,6 +30,8 @@ import json
 import math
 import os
 import re
+import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -64,6 +66,11 @@ INFLATION_SLACK = 1 << 20
 # The narrowest real float a weight may be stored as (float16): the most parameters a byte of weights can carry.
 NARROWEST_FLOAT_BYTES = 2
 MAX_NPY_HEADER_BYTES = 10_000  # numpy's own default bound on an .npy header
+# A model writes a few entries per weight (the weight, Adam's m and v): 65536 entries is thousands of layers. Each
+# entry zipfile lists costs ~0.5 KB of Python objects for its >= 46 bytes on disk, so a directory of millions of
+# tiny entries would take gigabytes to list: its declared size is checked first.
+MAX_ENTRIES = 1 << 16
+MAX_DIRECTORY_BYTES = MAX_ENTRIES * 1024
 
 
 def register_layer_class(cls):
@@ -98,6 +105,47 @@ def check_member_size(info, path, max_bytes):
     if info.file_size > MAX_INFLATION * info.compress_size + INFLATION_SLACK:
         raise ModelFileError(f"{path}: entry {info.filename} declares {info.file_size:,} bytes inflated from "
                              f"{info.compress_size:,}; refusing a ratio over {MAX_INFLATION}:1 (a zip bomb?)")
+
+
+END_RECORD = struct.Struct("<4s4H2LH")            # zip's end of central directory record
+ZIP64_LOCATOR = struct.Struct("<4sLQL")            # zip64 end of central directory locator
+ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")     # zip64 end of central directory record
+
+
+def declared_directory(stream):
+    """(entries, bytes) of the central directory a zip's end record declares, read from the file's last 64 KiB (and
+    the zip64 record it points to) before ``zipfile`` lists anything; None where there is no end record."""
+    size = stream.seek(0, os.SEEK_END)
+    tail_start = max(0, size - END_RECORD.size - 0xFFFF)  # the record, then a comment of at most 65535 bytes
+    stream.seek(tail_start)
+    tail = stream.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < END_RECORD.size:
+        return None
+    _, _, _, _, entries, directory_bytes, _, _ = END_RECORD.unpack_from(tail, at)
+    locator_at = tail_start + at - ZIP64_LOCATOR.size
+    if locator_at >= 0:
+        stream.seek(locator_at)
+        signature, _, zip64_offset, _ = ZIP64_LOCATOR.unpack(stream.read(ZIP64_LOCATOR.size))
+        if signature == b"PK\x06\x07" and zip64_offset + ZIP64_END_RECORD.size <= size:
+            stream.seek(zip64_offset)
+            record = ZIP64_END_RECORD.unpack(stream.read(ZIP64_END_RECORD.size))
+            if record[0] == b"PK\x06\x06":
+                entries, directory_bytes = record[7], record[8]
+    stream.seek(0)
+    return entries, directory_bytes
+
+
+def check_directory(stream, path):
+    """Raise ModelFileError if the zip in ``stream`` declares more than ``MAX_ENTRIES`` entries or
+    ``MAX_DIRECTORY_BYTES`` of directory (checked before ``zipfile`` lists them)."""
+    declared = declared_directory(stream)
+    if declared is None:
+        return
+    entries, directory_bytes = declared
+    if entries > MAX_ENTRIES or directory_bytes > MAX_DIRECTORY_BYTES:
+        raise ModelFileError(f"{path}: its zip directory declares {entries:,} entries in {directory_bytes:,} bytes, "
+                             f"more than the limit of {MAX_ENTRIES:,} entries in {MAX_DIRECTORY_BYTES:,} bytes")
 
 
 def json_depth(text):
@@ -189,6 +237,7 @@ class ModelArchive:
             if not zipfile.is_zipfile(self.file):
                 raise ModelFileError(f"{self.path}: not a readable deeprnn model file (not a zip archive; a model "
                                      "file is the .npz that save or train writes, such as best.npz)")
+            check_directory(self.file, self.path)
             self.zip = zipfile.ZipFile(self.file)
             self.entries = {info.filename[:-len(".npy")]: info for info in self.zip.infolist()
                             if info.filename.endswith(".npy")}
@@ -251,9 +300,10 @@ class ModelArchive:
                 stream.read(1)  # at the end of the entry: zipfile checks its CRC-32
         except ModelFileError:
             raise
-        # a damaged entry: BadZipFile (CRC), zlib.error (deflate), ValueError (header), EOFError (cut short)
+        # a damaged entry: BadZipFile (CRC), zlib.error (deflate), EOFError (cut short), a header that is not a
+        # Python literal: ValueError, SyntaxError, or TokenError (numpy retries it as a Python 2 header; fuzzing)
         except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, NotImplementedError,
-                SyntaxError) as error:
+                SyntaxError, tokenize.TokenError) as error:
             raise ModelFileError(f"{self.path}: entry {key} is damaged ({type(error).__name__}: {error})") from None
         array = numpy.frombuffer(data, dtype=dtype)
         return array.reshape(shape, order="F" if fortran_order else "C").copy()  # copy: writable and aligned

@@ -147,6 +147,16 @@ def test_an_npy_header_declaring_a_hundred_billion_values_is_refused_from_the_he
     assert "declares 24 values of float64 (192 bytes) in an entry of" in refused(path)
 
 
+def test_an_npy_header_that_is_not_a_python_literal_is_a_damaged_entry(entries, tmp_path):
+    """Found by fuzzing: numpy parses a header that is not a literal again as a Python 2 header, whose tokenizer
+    raises TokenError on an unclosed brace."""
+    text = b"{'descr': '<f8',\n"
+    header = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+    rest = {k: v for k, v in entries.items() if k != "architecture"}
+    path = write_model_file(tmp_path / "header.npz", rest, {"architecture.npy": header})
+    assert "entry architecture is damaged (TokenError" in refused(path)
+
+
 @pytest.mark.parametrize("units", [6000, 10 ** 12])
 def test_an_architecture_declaring_more_parameters_than_the_file_holds_is_refused_before_it_is_built(
         entries, tmp_path, units):
@@ -391,7 +401,8 @@ def test_the_intact_backup_resumes(backup, tmp_path):
      "metadata.training.callbacks[0] (ModelCheckpoint) has no 'best' entry"),
     (lambda t: t["callbacks"][1].update(elapsed="soon"),
      "metadata.training.callbacks[1] (TimeBudget).elapsed must be a finite number, found a string"),
-    (lambda t: t["callbacks"][2].update(wait=1.5), "metadata.training.callbacks[2] (EarlyStopping).wait must be an integer"),
+    (lambda t: t["callbacks"][2].update(wait=1.5),
+     "metadata.training.callbacks[2] (EarlyStopping).wait must be an integer"),
 ])
 def test_an_edited_resume_state_is_refused_naming_the_field(backup, tmp_path, change, words):
     path = with_training(backup, tmp_path, change)
@@ -476,3 +487,21 @@ def test_any_edit_of_checkpoint_metadata_loads_or_is_one_line_naming_the_file(ch
         path = with_metadata(checkpoint, tmp_path, edited(metadata, *edit))
         loads_or_refuses(path, lambda p: load_checkpoint(p).model)
     run()
+
+
+def declare_directory_bytes(path, directory_bytes):
+    """``path``'s zip end record made to declare a central directory of ``directory_bytes``."""
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 12:end + 16] = directory_bytes.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_directory_declaring_100_mb_is_refused_before_it_is_listed(entries, tmp_path):
+    # listing a directory costs ~0.5 KB of Python objects per 46-byte entry: the declared size is checked first
+    path = declare_directory_bytes(write_model_file(tmp_path / "directory.npz", entries), 100_000_000)
+    assert (f"its zip directory declares {len(entries)} entries in 100,000,000 bytes, more than the limit of "
+            "65,536 entries in 67,108,864 bytes") in refused(path)
+    path = declare_directory_bytes(keras_archive(tmp_path / "directory.keras", keras_config(2)), 100_000_000)
+    assert "its zip directory declares 2 entries in 100,000,000 bytes" in refused(path, keras_io.load_keras)
