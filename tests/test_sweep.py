@@ -185,10 +185,11 @@ def test_a_sweep_killed_with_sigkill_mid_trial_continues_when_started_again(groo
     assert {trial.number for trial in search.trials if trial.state == TrialState.FAIL} == interrupted
     retried = [trial for trial in finished if "failed_trial" in trial.system_attrs]
     assert {trial.system_attrs["failed_trial"] for trial in retried} == interrupted
-    for trial in retried:  # resumed: one history, every epoch once
-        history = (out / "trials" / f"{trial.system_attrs['failed_trial']:04d}" / "history.csv").read_text()
-        epochs = [int(line.split(",")[0]) for line in history.splitlines()[1:]]
+    for trial in retried:  # resumed from last.npz, not started over: one history, every epoch once
+        folder = out / "trials" / f"{trial.system_attrs['failed_trial']:04d}"
+        epochs = [int(line.split(",")[0]) for line in (folder / "history.csv").read_text().splitlines()[1:]]
         assert epochs == list(range(1, 21))
+        assert "resuming after epoch" in (folder / "train.log").read_text()
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
@@ -270,3 +271,15 @@ def test_sweep_command_mistakes_are_one_line_before_any_work(tmp_path, capsys, f
     assert error.count("\n") == 1 and error.startswith("deeprnn sweep: error: ")
     assert re.search(message, error), error
     assert "secret" not in error and not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_that_died_before_its_first_heartbeat_is_failed_too(tmp_path):
+    storage = StorageSpec(url=None, folder=str(tmp_path), heartbeat=1).open()
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.ask()  # asked, then the process died: no beat ever recorded
+    fail_stale_trials(study)
+    assert [trial.state for trial in study.trials] == [TrialState.RUNNING]  # within the grace period: alive
+    time.sleep(3.5)
+    fail_stale_trials(study)
+    assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.WAITING]

@@ -83,14 +83,20 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id):
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return [trial._trial_id for trial in running
-                if now - trial.system_attrs.get(HEARTBEAT_ATTR, now) > self.grace_period]
+        return [trial._trial_id for trial in running if now - last_sign_of_life(trial) > self.grace_period]
 
     def get_heartbeat_interval(self):
         return self.heartbeat_interval
 
     def get_heartbeat_stale_trial_callback(self):
         return self.stale_trial_callback
+
+
+def last_sign_of_life(trial):
+    """The trial's last heartbeat, or its start for a process that died before its first beat (``RDBStorage``
+    never fails such a trial; on one machine's journal, a trial asked for and never beaten is as dead)."""
+    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    return beat if beat is not None else trial.datetime_start.timestamp()
 
 
 @dataclass
