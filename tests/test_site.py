@@ -10,14 +10,17 @@ Screenshots of lstm.md and gradients-through-time.md are kept beside the built s
 Without Chromium the browser checks skip and say so; the strict build runs anyway.
 """
 import functools
+import html
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -138,6 +141,24 @@ def browsed(site):
 def test_the_site_builds_strict_with_every_page_of_docs(site):
     built = {path.name for path in (site / "site").glob("*.html")}
     assert {page.with_suffix(".html").name for page in (ROOT / "docs").glob("*.md")} <= built
+
+
+INCLUDED = re.compile(r'class="filename">([^<,]+), lines? (\d+)(?:-(\d+))?</span>.*?<td class="code">(.*?)</td>', re.S)
+
+
+def test_the_code_a_page_quotes_is_included_from_the_file_with_its_line_numbers(site):
+    """What the site shows under "deeprnn/FILE.py, lines A-B" is those lines of the file (dedented), so it cannot
+    drift from the code; the page's own copy (read on a code host) is held to the file by tests/test_docs.py."""
+    included = []
+    for page in sorted((site / "site").glob("*.html")):
+        for path, first, last, shown in INCLUDED.findall(page.read_text()):
+            lines = (ROOT / path).read_text().split("\n")[int(first) - 1:int(last or first)]
+            assert html.unescape(re.sub(r"<[^>]+>", "", shown)) == textwrap.dedent("\n".join(lines)) + "\n", (
+                f"{page.name}: {path} {first}-{last}")
+            included.append(page.name)
+    quoting = {page.with_suffix(".html").name for page in (ROOT / "docs").glob("*.md")
+               if "<!-- quote: " in page.read_text()}
+    assert set(included) == quoting, "every page that quotes code shows it included from the source"
 
 
 @pytest.mark.parametrize("kind", ["mathErrors", "untypeset", "rawTex"])
