@@ -30,6 +30,9 @@ def tiny(groove, **changes):
     (dict(time_budget=math.inf), "--time-budget must be a finite number > 0 and <= 525600, got inf"),
     (dict(seed=-1), "--seed must be an integer >= 0 and <= 4294967295, got -1"),
     (dict(cell="transformer"), "--cell must be one of"),
+    (dict(optimizer="sgd"), "--optimizer must be one of adam, adamw, got 'sgd'"),
+    (dict(weight_decay=-0.1), "--weight-decay must be a finite number >= 0, got -0.1"),
+    (dict(ema=1.0), "--ema must be a finite number >= 0 and < 1, got 1.0"),
 ])
 def test_every_setting_is_checked_when_the_config_is_made(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -368,7 +368,18 @@ def get_recipe(name):
 
 def compiled(model, input_shape, config, loss):
     model.build(input_shape)
-    clipnorm = config.clipnorm if config.clipnorm else None
-    model.compile(optimizer=optimizers.Adam(learning_rate=config.lr, clipnorm=clipnorm), loss=loss)
+    model.compile(optimizer=make_optimizer(config), loss=loss)
     return model
+
+
+def make_optimizer(config):
+    """The optimizer of ``config``: Keras's Adam or AdamW (--optimizer) with its learning rate, clipnorm (0: none),
+    weight_decay (None: the optimizer's default, AdamW's 0.004 or Adam's none) and, with --ema, use_ema at that
+    momentum (the averages the trainer validates and saves as best.npz)."""
+    options = {"learning_rate": config.lr, "clipnorm": config.clipnorm or None}
+    if config.weight_decay is not None:
+        options["weight_decay"] = config.weight_decay
+    if config.ema:
+        options.update(use_ema=True, ema_momentum=config.ema)
+    return optimizers.OPTIMIZERS[config.optimizer](**options)
 

@@ -22,6 +22,7 @@ from .lr_schedule import SCHEDULES
 # The recipes (recipes.RECIPES implements each; a test holds the two lists equal) and the recurrent cells.
 RECIPE_NAMES = ("drums", "groove", "seed")
 CELL_NAMES = ("lstm", "gru", "rnn")
+OPTIMIZER_NAMES = ("adam", "adamw")  # optimizers.OPTIMIZERS (a test holds the two lists equal)
 # numpy.random.default_rng and SeedSequence take any non-negative integer; 32 bits keep seeds portable.
 MAX_SEED = 2**32 - 1
 
@@ -155,7 +156,18 @@ TRAIN_SETTINGS = (
     Setting("epochs", "epochs", int, 30, minimum=1, maximum=100_000, resumable=True),
     # lr, dropout and the cooldown of drums and groove chosen on the validation split in 15-minute runs
     # (docs/results.md); the seed recipe's are the tutorial's
-    Setting("lr", "Adam learning rate", float, 3e-3, {"seed": 1e-3}, above=0),
+    Setting("lr", "the optimizer's learning rate", float, 3e-3, {"seed": 1e-3}, above=0),
+    # Keras's optimizers (docs/adam.md); adam stays the default until a sweep decides (issue 19)
+    Setting("optimizer", "adam, or adamw: Adam with decoupled weight decay (Keras's AdamW)",
+            choices=OPTIMIZER_NAMES, default="adam"),
+    # Keras 3 applies every optimizer's weight_decay the decoupled way (BaseOptimizer._apply_weight_decay:
+    # w <- w - w * weight_decay * lr before the step), so adam with it is the same update as adamw with it
+    Setting("weight_decay", "decoupled weight decay: w <- w - lr * weight_decay * w before each step (Keras's "
+                            "weight_decay, the same for adam and adamw)", float, minimum=0,
+            default_text="adam none, adamw Keras's AdamW 0.004"),
+    Setting("ema", "keep an exponential moving average of the weights with this momentum (Keras's use_ema, "
+                   "ema_momentum), used for validation and best.npz, e.g. 0.99 or 0.999; 0 for none",
+            float, 0.0, minimum=0, below=1, metavar="MOMENTUM"),  # 1 would keep the first update's weights forever
     Setting("lr_schedule", "the learning rate over the run: constant; cosine decay from --lr over the epochs that "
                            "fit --epochs and --time-budget; or cooldown, constant then that decay over the last 30%",
             choices=SCHEDULES, default="cooldown", per_recipe={"seed": "constant"}),

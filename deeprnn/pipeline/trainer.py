@@ -2,22 +2,28 @@
 
     model.fit(TrainingWindows(windows, batch_size), epochs=config.epochs, verbose=0, callbacks=[
         ProgressBar(...),                     # a tqdm bar per epoch
+        SwapEMAWeights(swap_on_epoch=True),   # --ema only: the averaged weights in the model from here on
         ValidationScore(...),                 # logs["val_loss"]: the recipe's validation score
         TimeBudget(config.time_budget),       # stop before an epoch that would overrun --time-budget
         ModelCheckpoint("best.npz", monitor=recipe.monitor, save_best_only=True),
         RunLog(...),                          # history.csv, loss.png, one line per epoch
+        TrainedWeightsBack(),                 # --ema only: the trained weights back, the averages to the optimizer
         BackupAndRestore("last.npz", delete_checkpoint=False, state_of=[...]),   # what --resume continues
     ])
 
 Files in ``--out``:
 
-- ``last.npz``: ``BackupAndRestore``'s backup, written after every epoch: weights, optimizer state (Adam's m, v,
-  iterations), the host RNG state (shuffles, dropout masks), the epoch, and the state of the callbacks that have
+- ``last.npz``: ``BackupAndRestore``'s backup, written after every epoch: weights, optimizer state (m, v, with
+  --ema the averages, iterations), the host RNG state (shuffles, dropout masks), the epoch, and the state of the callbacks that have
   one (best value, time spent, the history). ``--resume`` restores all of it and continues with the next epoch,
   so 1 epoch + resume 1 gives the very weights of 2 epochs in one go (same seed); Ctrl-C or a kill loses at most
   the epoch in progress (writes are atomic: the previous file survives a crash).
 - ``best.npz``: the best epoch so far by the recipe's monitor (drums: validation loss; seed: training loss, as
   the tutorial's ``ModelCheckpoint(monitor='loss')``); what ``deeprnn generate`` uses.
+
+With ``--ema`` (the optimizer's ``use_ema``) the validation score and ``best.npz`` are the averaged weights' (Keras's
+``SwapEMAWeights(swap_on_epoch=True)`` placed before them), and ``last.npz`` holds the trained weights with the
+averages in the optimizer's state, as any ``load_model`` reads a model file: ``--resume`` needs no record of a swap.
 - ``history.csv`` and ``loss.png``: the loss curves, rewritten every epoch; ``config.json``: the run's settings.
 
 No checkpoint ever holds a non-finite weight or monitored value: a run whose weights overflow stops with an error
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import backend
-from ..callbacks import BackupAndRestore, ModelCheckpoint, TimeBudget
+from ..callbacks import BackupAndRestore, Callback, ModelCheckpoint, SwapEMAWeights, TimeBudget
 from ..errors import SettingError
 from ..files import FolderLock, atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
@@ -181,9 +187,12 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
             return TrainingResult(out_dir, run_log.rows, run_log.best, run_log.best_epoch, "time budget",
                                   recipe.monitor)
     bar = ProgressBar(config.epochs, enabled=progress)
+    # --ema: the averages are validated and saved as best.npz, the trained weights as last.npz
+    averaged, trained = ([SwapEMAWeights(swap_on_epoch=True)], [TrainedWeightsBack()]) if config.ema else ([], [])
     # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
-    callbacks = [bar, ValidationScore(recipe, validation_split.sequences, config, tokenizer, validation_labels),
-                 budget, *scheduled, best, run_log, backup, *extra_callbacks]
+    callbacks = [bar, *averaged, ValidationScore(recipe, validation_split.sequences, config, tokenizer,
+                                                 validation_labels),
+                 budget, *scheduled, best, run_log, *trained, backup, *extra_callbacks]
     stopped = "completed"
     try:
         model.fit(source, epochs=config.epochs, verbose=0, callbacks=callbacks)
@@ -201,6 +210,17 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
         log(f"time budget of {config.time_budget:g} min reached after {minutes(budget.elapsed)} (another epoch "
             f"would take ~{run_log.rows[-1]['seconds']:.0f} s); a larger --time-budget with --resume continues")
     return TrainingResult(out_dir, run_log.rows, run_log.best, run_log.best_epoch, stopped, recipe.monitor)
+
+
+class TrainedWeightsBack(Callback):
+    """After ``SwapEMAWeights(swap_on_epoch=True)`` put the averaged weights in the model for validation and
+    best.npz: the trained weights back in the model and the averages back in the optimizer's slot, so the backup
+    after this (last.npz) is an ordinary model file whose weights are the ones training continues from."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if optimizer.averages_swapped:
+            optimizer.swap_averages(self.model.trainable_variables)
 
 
 def budget_spent(budget, run_log):
