@@ -113,7 +113,7 @@ def tiny_space(groove, **extra):
     return parse_space({"data": groove, **TINY, **extra, "lr": {"float": [1e-5, 0.3], "log": True}}, "space.toml")
 
 
-def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_with_seeds(groove, tmp_path):
+def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_with_seeds(groove, tmp_path, capsys):
     out = tmp_path / "sweeps" / "tiny"
     plan = SweepPlan(out=str(out), space=tiny_space(groove), trials=4, storage=StorageSpec(None, str(out)),
                      seeds=2, top=1, pruner="median", pruner_warmup=0, pruner_startup=1)
@@ -149,6 +149,13 @@ def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_wi
     text = format_table(table)
     assert text[0].startswith("| trial | lr | mean val_loss | sd | seeds |") and "| yes |" in text[-1]
     assert any("search 4 done: 3 complete, 1 pruned" in line for line in lines)
+
+    capsys.readouterr()
+    assert main(["sweep", "show", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("search 4 done: 3 complete, 1 pruned") and shown[1:1 + len(text)] == text
+    assert (out / "table.md").read_text().splitlines() == text
+    assert {path.name for path in out.glob("*.png")} == {"history.png", "importance.png", "parallel.png"}
 
 
 def sweep_command(out, space, trials, *extra):

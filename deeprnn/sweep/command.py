@@ -2,11 +2,14 @@
 from pathlib import Path
 
 from ..errors import SettingError
+from ..files import atomic_write_bytes
 from .report import format_table, progress_line, rows, write_pictures
 from .runner import run_sweep
 from .space import read_space
 from .storage import JOURNAL, StorageSpec, check_storage_url
 from .study import SweepPlan, load_studies, quiet_experimental
+
+TABLE = "table.md"
 
 
 def plan_from_flags(values):
@@ -37,7 +40,8 @@ def sweep(values, log=print):
 
 
 def show(folder, storage_url=None, log=print):
-    """``sweep show``: the table sorted by mean validation loss, and the pictures written into the folder."""
+    """``sweep show``: the table sorted by mean validation loss (also written as table.md, for a results page),
+    and the pictures written into the folder."""
     quiet_experimental()
     folder = Path(folder)
     if storage_url is None and not (folder / JOURNAL).is_file():
@@ -49,9 +53,12 @@ def show(folder, storage_url=None, log=print):
     except KeyError:
         raise SettingError(f"{folder}: {spec.describe()} holds no study named {folder.resolve().name!r}") from None
     log(progress_line(search, seeds))
-    for line in format_table(rows(search, seeds)):
+    table = format_table(rows(search, seeds))
+    for line in table:
         log(line)
     folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / TABLE, ("\n".join(table) + "\n").encode("utf-8"))
+    log(f"{folder / TABLE}  the table above, in Markdown")
     for path, what in write_pictures(search, folder).items():
         log(f"{path}  {what}")
     return 0

@@ -5,8 +5,10 @@ row gives the mean and the standard deviation (sample, n - 1) of their best vali
 seeds, the epochs and minutes of each run (mean), and whether the pruner stopped the search trial.
 """
 import statistics
+import warnings
 from dataclasses import dataclass
 
+import optuna
 from optuna.trial import TrialState
 
 from ..pipeline import plotting
@@ -117,7 +119,11 @@ def write_pictures(search, folder):
         makers["importance.png"] = lambda: optuna_plots.plot_param_importances(
             search, evaluator=PedAnovaImportanceEvaluator(), target_name="val_loss")
     for name, make in makers.items():
-        axes = make()
+        with warnings.catch_warnings():
+            # Optuna's "experimental" tag on PED-ANOVA, and matplotlib widening an axis whose values are all equal
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            axes = make()
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         figure.set_size_inches(9, 5)
         plotting.save(figure, folder / name)
