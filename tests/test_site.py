@@ -6,7 +6,7 @@ every built page from a server on 127.0.0.1 and finds
 - no broken internal link (to a page, or to an anchor on it) and no image that fails to load;
 - no request that leaves 127.0.0.1 (a reader offline sees the same site) and no failed request or script error.
 
-Screenshots of lstm.md and gradients-through-time.md are kept beside the built site (the path is printed).
+Full-page screenshots of lstm.md and gradients-through-time.md are kept in build/site-screenshots/ (git-ignored).
 Without Chromium the browser checks skip and say so; the strict build runs anyway.
 """
 import functools
@@ -28,6 +28,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 SCREENSHOTS = ("lstm.html", "gradients-through-time.html")
+SCREENSHOT_FOLDER = ROOT / "build" / "site-screenshots"   # git-ignored; kept after the run as its artifacts
 
 # What a page holds once MathJax is done: its errors, formulas it left alone, TeX left in the prose, images that did
 # not load, its links and its ids (the anchors links may point at).
@@ -131,8 +132,8 @@ def browsed(site):
     if CHROMIUM is None:
         pytest.skip("SKIPPED: no Chromium on this machine (Debian: apt-get install chromium), so the built site was "
                     "not opened in a browser; the strict build ran")
-    screenshots = site / "screenshots"
-    screenshots.mkdir()
+    screenshots = SCREENSHOT_FOLDER
+    screenshots.mkdir(parents=True, exist_ok=True)
     found, problems = browse(site / "site", screenshots)
     print(f"\nsite: {len(found)} pages opened in {CHROMIUM}; screenshots in {screenshots}")
     return found, problems, screenshots
