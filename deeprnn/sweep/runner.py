@@ -16,9 +16,10 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from ..errors import SettingError
+from ..errors import DeeprnnError, SettingError
 from .report import progress_line
-from .study import (count, enqueue_seed_jobs, open_studies, quiet_experimental, search_work_left, worker_process)
+from .study import (FINISHED, count, enqueue_seed_jobs, open_studies, quiet_experimental, search_work_left,
+                    worker_process)
 from .storage import fail_stale_trials
 
 POLL_SECONDS = 2.0
@@ -28,9 +29,9 @@ class SweepError(SettingError):
     """Every trial of the sweep fails: a setting of the space that the recipe refuses, or one that diverges."""
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process ended with an error of its own (a bug, or out of memory): the sweep stops, the study
-    keeps every finished trial, and the same command continues it."""
+class WorkerFailed(DeeprnnError):
+    """A worker process ended on its own (killed for memory, or a bug, whose traceback the worker printed): the
+    sweep stops in one line, the study keeps every finished trial, and the same command continues it."""
 
 
 def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
@@ -64,8 +65,10 @@ def run_phase(plan, search, seeds, workers, seeded, log, poll):
         waiting = count(trials, TrialState.WAITING)
         check_errors(plan, trials)
         if waiting if seeded else search_work_left(plan, search):
-            shown = run_workers(plan, search, seeds, min(workers, waiting) if seeded else workers, seeded, log,
-                                poll, shown)
+            # no more processes than trials to start: each costs an interpreter and the library's import
+            started = count(trials, *FINISHED, TrialState.RUNNING)
+            needed = waiting if seeded else waiting + max(0, plan.trials - started)
+            shown = run_workers(plan, search, seeds, max(1, min(workers, needed)), seeded, log, poll, shown)
             continue
         if not count(trials, TrialState.RUNNING):
             return
