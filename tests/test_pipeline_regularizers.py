@@ -11,6 +11,7 @@ from deeprnn.pipeline import TrainConfig, train
 from deeprnn.pipeline.checkpoints import load_checkpoint
 from deeprnn.pipeline.datasets import open_data
 from deeprnn.pipeline.recipes import make_optimizer
+from deeprnn.pipeline.run_folder import describe_run
 from deeprnn.pipeline.settings import OPTIMIZER_NAMES
 
 
@@ -90,6 +91,9 @@ def test_with_ema_best_holds_the_averages_and_last_the_trained_weights(groove, t
     assert result.best_epoch == 1 and last.training["val_loss"] == result.best
     scored = last.recipe.validation_score(load_checkpoint(out / "best.npz").model, *validation(last))
     assert scored[0] / scored[1] == pytest.approx(result.best, rel=1e-6)
+    shown = {name: next(line for line in describe_run(out) if name in line) for name in ("best.npz", "last.npz")}
+    assert shown["best.npz"].endswith("the averaged weights (--ema 0.9)")
+    assert shown["last.npz"].endswith("the trained weights, the averages in the optimizer state (--ema 0.9)")
 
 
 def validation(checkpoint):

@@ -80,10 +80,16 @@ def describe_run(folder):
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (give the --out folder of `deeprnn train`)")
     rows = []
-    for name, role in ((BEST, "the best epoch (what generate and evaluate use)"),
-                       (LAST, "the latest epoch, with optimizer state (train --resume continues it)")):
+    for name, role, averaged in (
+            (BEST, "the best epoch (what generate and evaluate use)", "the averaged weights"),
+            (LAST, "the latest epoch, with optimizer state (train --resume continues it)",
+             "the trained weights, the averages in the optimizer state")):
         if (folder / name).is_file():
-            rows.append((folder / name, f"{describe_checkpoint(checkpoint_metadata(folder / name))}: {role}"))
+            metadata = checkpoint_metadata(folder / name)
+            ema = metadata.get("config", {}).get("ema")
+            if isinstance(ema, (int, float)) and ema > 0:  # --ema: the two files hold different weights
+                role += f"; {averaged} (--ema {ema:g})"
+            rows.append((folder / name, f"{describe_checkpoint(metadata)}: {role}"))
     if (folder / HISTORY_CSV).is_file():
         rows.append((folder / HISTORY_CSV, describe_history(folder / HISTORY_CSV)))
     for name, what in ((LOSS_PNG, "the loss curves"), (CONFIG_JSON, "the run's settings and tokenizer")):
