@@ -23,6 +23,10 @@ from deeprnn.errors import ModelFileError
 SECONDS = 2.0
 PEAK_BYTES = 32 << 20
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# every fuzz test runs FUZZ by default and 1000 examples under `make test-slow`
+BUDGETS = pytest.mark.parametrize("budget", [pytest.param(FUZZ, id="fuzz"),
+                                             pytest.param(settings(FUZZ, max_examples=1000), id="many",
+                                                          marks=pytest.mark.slow)])
 
 
 def small_model():
@@ -273,10 +277,11 @@ def loads_or_refuses(path, load=dr.load_model):
     return model
 
 
-def test_any_edit_of_the_architecture_loads_or_is_one_line_naming_the_file(entries, tmp_path):
+@BUDGETS
+def test_any_edit_of_the_architecture_loads_or_is_one_line_naming_the_file(entries, tmp_path, budget):
     config = json.loads(str(entries["architecture"]))
 
-    @FUZZ
+    @budget
     @given(edit=architecture_edit(config))
     def run(edit):
         document = edited(config, *edit)
@@ -285,8 +290,9 @@ def test_any_edit_of_the_architecture_loads_or_is_one_line_naming_the_file(entri
     run()
 
 
-def test_any_edit_of_an_array_loads_or_is_one_line_naming_the_file(entries, tmp_path):
-    @FUZZ
+@BUDGETS
+def test_any_edit_of_an_array_loads_or_is_one_line_naming_the_file(entries, tmp_path, budget):
+    @budget
     @given(edit=array_edit(entries))
     def run(edit):
         key, dtype, shape, poison = edit
@@ -411,10 +417,11 @@ def test_an_edited_resume_state_is_refused_naming_the_field(backup, tmp_path, ch
     assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value)
 
 
-def test_any_edit_of_the_resume_state_resumes_or_is_one_line_naming_the_file(backup, tmp_path):
+@BUDGETS
+def test_any_edit_of_the_resume_state_resumes_or_is_one_line_naming_the_file(backup, tmp_path, budget):
     training = backup[1]["training"]
 
-    @FUZZ
+    @budget
     @given(edit=architecture_edit(training))
     def run(edit):
         path = with_training(backup, tmp_path, lambda t: edited(training, *edit))
@@ -476,12 +483,13 @@ def test_a_checkpoint_whose_metadata_is_a_list_is_refused(checkpoint, tmp_path):
     assert refused(path, load_checkpoint) == f"{path}: metadata must be a JSON object, not a list"
 
 
-def test_any_edit_of_checkpoint_metadata_loads_or_is_one_line_naming_the_file(checkpoint, tmp_path):
+@BUDGETS
+def test_any_edit_of_checkpoint_metadata_loads_or_is_one_line_naming_the_file(checkpoint, tmp_path, budget):
     from deeprnn.pipeline.checkpoints import load_checkpoint
 
     metadata = checkpoint[1]
 
-    @FUZZ
+    @budget
     @given(edit=architecture_edit(metadata))
     def run(edit):
         path = with_metadata(checkpoint, tmp_path, edited(metadata, *edit))
