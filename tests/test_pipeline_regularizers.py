@@ -2,10 +2,15 @@
 decay), --ema (Keras's use_ema: the averaged weights validated and saved as best.npz, the trained ones in
 last.npz so --resume continues exactly), and --recurrent-dropout in the drums and groove recipes (Keras's masks,
 the fused kernel held to the reference). Tiny models on three Groove files per split, one or two epochs."""
+import re
+import tomllib
+from pathlib import Path
+
 import numpy
 import pytest
 
 from deeprnn import optimizers
+from deeprnn.errors import SettingError
 from deeprnn.layers import RNN
 from deeprnn.pipeline import TrainConfig, train
 from deeprnn.pipeline.checkpoints import load_checkpoint
@@ -13,6 +18,11 @@ from deeprnn.pipeline.datasets import open_data
 from deeprnn.pipeline.recipes import make_optimizer
 from deeprnn.pipeline.run_folder import describe_run
 from deeprnn.pipeline.settings import OPTIMIZER_NAMES
+from deeprnn.sweep.command import plan_from_flags
+from deeprnn.sweep.settings import SWEEP_SETTINGS
+from deeprnn.sweep.space import ends, parse_space
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def tiny(groove, **changes):
@@ -120,3 +130,33 @@ def test_recurrent_dropout_masks_apply_and_the_fused_kernel_equals_the_reference
     for f, r in zip(fused, reference, strict=True):
         numpy.testing.assert_allclose(f, r, rtol=1e-4, atol=1e-6)
     assert not all(numpy.allclose(f, n, rtol=1e-4, atol=1e-6) for f, n in zip(fused, none))
+
+
+def test_the_drums_sweep_space_passes_the_sweeps_check_and_its_trials_build_their_optimizers(tmp_path):
+    """examples/sweep_drums.toml, the space the lead runs, through the sweep command's own check (no trial runs);
+    each end of every range gives a config that resolves and an optimizer that is what it names."""
+    plan = plan_from_flags({**{setting.name: setting.default for setting in SWEEP_SETTINGS},
+                            "out": tmp_path / "sweep", "space": EXAMPLES / "sweep_drums.toml", "trials": 40,
+                            "time_budget": 15.0})
+    space = plan.space
+    assert space.fixed == {"recipe": "drums", "optimizer": "adamw"}
+    assert sorted(space.distributions) == ["dropout", "ema", "embedding_dim", "layers", "lr", "recurrent_dropout",
+                                           "units", "weight_decay"]
+    assert space.distributions["ema"].choices == (0.0, 0.99, 0.999)
+    lowest = {name: ends(distribution)[0] for name, distribution in space.distributions.items()}
+    highest = {name: ends(distribution)[-1] for name, distribution in space.distributions.items()}
+    for params, use_ema in ((lowest, False), (highest, True)):
+        optimizer = make_optimizer(space.config(params, seed=0, time_budget=15.0).resolved())
+        assert type(optimizer) is optimizers.AdamW and optimizer.weight_decay == params["weight_decay"]
+        assert optimizer.use_ema is use_ema and optimizer.learning_rate == params["lr"]
+    assert not (tmp_path / "sweep").exists(), "the check made nothing"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('ema = {float = [0.9, 1.0]}', "--ema must be a finite number >= 0 and < 1, got 1.0"),
+    ('optimizer = {choices = ["adam", "sgd"]}', "--optimizer must be one of adam, adamw, got 'sgd'"),
+    ('weight_decay = {float = [-0.1, 0.1]}', "--weight-decay must be a finite number >= 0, got -0.1"),
+])
+def test_a_space_with_a_bad_regularizer_range_is_one_line_naming_it(text, message):
+    with pytest.raises(SettingError, match=re.escape(f"the space: {message}")):
+        parse_space({"recipe": "drums", **tomllib.loads(text)})
