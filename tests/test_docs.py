@@ -175,9 +175,10 @@ def parse_error(tex):
     lefts, rights = len(re.findall(r"\\left\b", tex)), len(re.findall(r"\\right\b", tex))
     if lefts != rights:
         return f"{lefts} \\left and {rights} \\right"
-    if re.search(r"(\\begin\{\w+\}|\\\\)\s*\[", tex):
-        # MathJax, like LaTeX, takes it for \begin{aligned}[t]'s position or \\[2pt]'s spacing: the row loses it
-        return "a [ right after \\begin{...} or \\\\ is read as an optional argument: write {[...]}"
+    if re.search(r"\\begin\{\w+\}\s*\[|\\\\\[", tex):
+        # MathJax takes it for \begin{aligned}[t]'s position (even on the next line) or \\[2pt]'s spacing (only
+        # right after the \\): the row loses it
+        return "a [ after \\begin{...} or right after \\\\ is read as an optional argument: write {[...]}"
     return None
 
 
@@ -202,6 +203,8 @@ def test_the_math_checks_fail_on_what_broke_the_pages():
         formulas("fine\nthe price $5 and more\n\nnext paragraph $x$\n")
     assert "expecting '}'" in parse_error(r"\frac{1}{N")
     assert parse_error(r"\left( x") == "1 \\left and 0 \\right"
-    assert "optional argument" in parse_error("\\begin{aligned}\n[h_z \\mid h_r] &= h U \\\\\n[a] &= b\n\\end{aligned}")
+    assert "optional argument" in parse_error("\\begin{aligned}\n[h_z \\mid h_r] &= h U\n\\end{aligned}")
+    assert "optional argument" in parse_error("\\begin{aligned}\na &= b \\\\[a] &= b\n\\end{aligned}")
+    assert parse_error("\\begin{aligned}\na &= b \\\\\n[a] &= b\n\\end{aligned}") is None   # a new row
     assert parse_error("\\begin{aligned}\n{[h_z \\mid h_r]} &= h U\n\\end{aligned}") is None
     assert parse_error(r"\frac{\partial L}{\partial z_k} = \big(p_k - t_k\big)") is None
