@@ -8,10 +8,11 @@ stored as plain arrays (JSON as a unicode scalar), so no entry can run code. Wri
 
 Reading trusts nothing the file says until it is checked, and checks what it declares before acting on it:
 
-- the path is a regular file of at most ``MAX_MODEL_FILE_BYTES`` (``files.check_regular_file``), and a zip archive;
+- the path is a regular file of at most ``MAX_MODEL_FILE_BYTES`` (``files.open_regular_file``), and a zip archive
+  whose directory declares at most ``MAX_ENTRIES`` entries (checked on its end record, before it is listed);
 - every entry's declared size (the zip directory's, read without inflating anything) is at most
   ``MAX_INFLATION`` times the bytes it occupies in the file, so a small file cannot inflate into a large one;
-- a JSON entry is at most ``MAX_JSON_BYTES`` and nests at most ``MAX_JSON_DEPTH`` deep, checked before parsing;
+- a JSON entry is at most ``MAX_JSON_CHARACTERS`` and nests at most ``MAX_JSON_DEPTH`` deep, checked before parsing;
 - the architecture may declare no more parameters than the file's weight entries can hold (and never more than
   ``MAX_PARAMETERS``); this is found by building each layer on arrays of zero strides, which take no memory, so
   a config declaring ``LSTM(6000)`` in 480 bytes is refused before 1 GB is allocated;
@@ -50,12 +51,13 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (layers.Dense, layers.Activation, 
                                               layers.ConditionedEmbedding)}
 
 # One billion parameters: 8 GiB per copy in float64, and training holds four copies (weights, gradients, Adam's m
-# and v), past the memory of the machines deeprnn trains on; the recipes' largest default is a few million.
+# and v), past the memory of the machines deeprnn trains on; the recipes' default models have about a million.
 MAX_PARAMETERS = 1 << 30
 # The file such a model writes: weights, m and v in float64, plus its JSON.
 MAX_MODEL_FILE_BYTES = 3 * 8 * MAX_PARAMETERS + (1 << 30)
-# Metadata holds the tokenizer's vocabulary and a history row per epoch: kilobytes, megabytes for long runs.
-MAX_JSON_BYTES = 64 << 20
+# Metadata holds the tokenizer's vocabulary and a history row (~100 characters) per epoch: kilobytes, megabytes for
+# long runs; 16 Mi characters is 100000 epochs (the --epochs ceiling) with room to spare.
+MAX_JSON_CHARACTERS = 16 << 20
 # The deepest document deeprnn writes nests about 6 levels (a Keras config about 8); Python's parser recurses.
 MAX_JSON_DEPTH = 64
 # numpy.savez stores entries uncompressed; savez_compressed gains ~10% on float weights, which barely compress.
@@ -149,21 +151,25 @@ def check_directory(stream, path):
 
 
 def json_depth(text):
-    """How deep the arrays and objects of JSON ``text`` nest, counted without parsing it (strings removed first)."""
-    outside_strings = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "replace")
-    codes = numpy.frombuffer(outside_strings, dtype=numpy.uint8)
-    opens = (codes == ord("[")) | (codes == ord("{"))
-    closes = (codes == ord("]")) | (codes == ord("}"))
-    steps = opens.astype(numpy.int64) - closes
-    return int(numpy.cumsum(steps).max(initial=0))
+    r"""How deep the arrays and objects of JSON ``text`` nest, counted without parsing it, in linear time and memory.
+
+    Escaped backslashes, then escaped quotes, are dropped (JSON's escapes, read left to right), so every quote left
+    opens or closes a string; the strings and everything but brackets go next. The patterns have no repeated group:
+    a regex like ``"(?:[^"\\]|\\.)*"`` keeps state per character repeated and takes ~1 GB for an 8 MB string.
+    """
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    brackets = re.sub(r'"[^"]*"|[^\[\]{}"]+', "", unescaped).encode("ascii", "replace")
+    codes = numpy.frombuffer(brackets, dtype=numpy.uint8)
+    steps = (codes == ord("[")).astype(numpy.int32) + (codes == ord("{")) - (codes == ord("]")) - (codes == ord("}"))
+    return int(numpy.cumsum(steps, dtype=numpy.int32).max(initial=0))
 
 
 def parse_json(text, path, field):
     """The JSON object in ``text`` (the file's ``field``), its size and depth checked first; ModelFileError naming
     the file and the field for anything else (not JSON, too deep, not an object)."""
-    if len(text) > MAX_JSON_BYTES:
+    if len(text) > MAX_JSON_CHARACTERS:
         raise ModelFileError(f"{path}: {field} holds {len(text):,} characters, more than the limit of "
-                             f"{MAX_JSON_BYTES:,}")
+                             f"{MAX_JSON_CHARACTERS:,}")
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise ModelFileError(f"{path}: {field} nests {depth} levels deep, more than the limit of {MAX_JSON_DEPTH}")
@@ -309,7 +315,7 @@ class ModelArchive:
         return array.reshape(shape, order="F" if fortran_order else "C").copy()  # copy: writable and aligned
 
     def json(self, key):
-        """The JSON object stored under ``key`` (a unicode scalar, at most ``MAX_JSON_BYTES``)."""
+        """The JSON object stored under ``key`` (a unicode scalar, at most ``MAX_JSON_CHARACTERS``)."""
         if key not in self.entries:
             raise ModelFileError(f"{self.path}: not a deeprnn model file (no {key} entry)")
 
@@ -317,9 +323,9 @@ class ModelArchive:
             if shape != () or dtype.kind != "U":
                 raise ModelFileError(f"{self.path}: its {key} entry must be JSON text, not a {dtype} array of "
                                      f"shape {shape}")
-            if dtype.itemsize > MAX_JSON_BYTES:
-                raise ModelFileError(f"{self.path}: its {key} entry declares {dtype.itemsize:,} bytes, more than "
-                                     f"the limit of {MAX_JSON_BYTES:,}")
+            if dtype.itemsize > 4 * MAX_JSON_CHARACTERS:  # numpy's "U" text is UCS-4: 4 bytes a character
+                raise ModelFileError(f"{self.path}: its {key} entry declares {dtype.itemsize // 4:,} characters, "
+                                     f"more than the limit of {MAX_JSON_CHARACTERS:,}")
         return parse_json(str(self.read(key, text_scalar)), self.path, key)
 
     def weights(self, key, shape, name, dtype):

@@ -513,3 +513,35 @@ def test_a_zip_directory_declaring_100_mb_is_refused_before_it_is_listed(entries
             "65,536 entries in 67,108,864 bytes") in refused(path)
     path = declare_directory_bytes(keras_archive(tmp_path / "directory.keras", keras_config(2)), 100_000_000)
     assert "its zip directory declares 2 entries in 100,000,000 bytes" in refused(path, keras_io.load_keras)
+
+
+def nesting(document):
+    """The reference: how deep a parsed JSON document's lists and objects nest."""
+    if isinstance(document, (list, dict)):
+        children = document.values() if isinstance(document, dict) else document
+        return 1 + max((nesting(child) for child in children), default=0)
+    return 0
+
+
+TRICKY_TEXT = st.text(alphabet='[]{}"\\\\ ab,:\n\u00e9', max_size=8)
+JSON_DOCUMENTS = st.recursive(st.none() | st.integers() | TRICKY_TEXT,
+                              lambda inner: st.lists(inner, max_size=3)
+                              | st.dictionaries(TRICKY_TEXT, inner, max_size=3), max_leaves=12)
+
+
+@given(document=JSON_DOCUMENTS, ascii_only=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_json_depth_counted_without_parsing_equals_the_depth_of_the_parsed_document(document, ascii_only):
+    # strings full of brackets, quotes and backslashes: only real nesting counts
+    assert serialization.json_depth(json.dumps(document, ensure_ascii=ascii_only)) == nesting(document)
+
+
+def test_json_depth_takes_little_memory_on_a_long_string_of_escapes():
+    text = '{"a": "' + "\\n" * 4_000_000 + '"}'  # 8 M characters; a naive string regex takes ~1 GB here
+    tracemalloc.start()
+    try:
+        assert serialization.json_depth(text) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
