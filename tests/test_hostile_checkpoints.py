@@ -478,9 +478,14 @@ def test_an_edited_checkpoint_metadata_is_refused_naming_the_field(checkpoint, t
 
 def test_a_checkpoint_whose_metadata_is_a_list_is_refused(checkpoint, tmp_path):
     from deeprnn.pipeline.checkpoints import load_checkpoint
+    from deeprnn.pipeline.run_folder import checkpoint_metadata
 
     path = with_metadata(checkpoint, tmp_path, [checkpoint[1]])
     assert refused(path, load_checkpoint) == f"{path}: metadata must be a JSON object, not a list"
+    # as the command line reads it: the flag, then the path once
+    with pytest.raises(ModelFileError) as caught:
+        checkpoint_metadata(path)
+    assert str(caught.value) == f"--checkpoint {path}: metadata must be a JSON object, not a list"
 
 
 @BUDGETS

@@ -43,8 +43,9 @@ def checkpoint_metadata(path, flag="--checkpoint"):
                              "`deeprnn train` writes)")
     try:
         metadata = load_metadata(path)
-    except ValueError as error:
-        raise ModelFileError(f"{flag} {path}: {error}") from None
+    except ValueError as error:  # a ModelFileError's line starts with the path already
+        raise ModelFileError(f"{flag} {error}" if isinstance(error, ModelFileError) else f"{flag} {path}: {error}") \
+            from None
     if not isinstance(metadata.get("training"), dict) or not isinstance(metadata.get("config"), dict):
         raise ModelFileError(f"{flag} {path}: not a music checkpoint written by `deeprnn train` "
                              "(best.npz or last.npz)")
