@@ -14,6 +14,7 @@ import numpy as np
 
 from . import layers, losses, optimizers
 from .backend import array_module, to_device
+from .errors import DataError
 from .model import Sequential
 from .music.drum_grid import DrumGridTokenizer
 from .music.midi_io import read_events
@@ -92,7 +93,7 @@ def drum_windows(paths, steps, n, rng):
     pieces = [tokenizer.encode(read_events(path).events) for path in paths]
     pieces = [piece for piece in pieces if len(piece) > steps]
     if not pieces:
-        raise ValueError(f"none of the {len(paths)} MIDI files holds more than {steps} drum-grid steps")
+        raise DataError(f"none of the {len(paths)} MIDI files holds more than {steps} drum-grid steps")
     which = rng.integers(0, len(pieces), n)
     starts = [int(rng.integers(0, len(pieces[i]) - steps)) for i in which]
     windows = np.stack([pieces[i][start:start + steps + 1] for i, start in zip(which, starts)])

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure   # no pyplot: no display, no global backend
 
 import deeprnn as dr
+from deeprnn.errors import DeeprnnError
 from deeprnn.gradient_flow import CELLS, copy_task, drum_windows, gradient_flow
 from deeprnn.music import groove
 
@@ -82,9 +83,14 @@ def main(argv=None):
                         help="folder for gradient-flow.json and gradient-flow.png (default: docs/images)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of Adam before the second measurement")
     args = parser.parse_args(argv)
+    if args.epochs < 0:
+        parser.exit(2, f"{parser.prog}: error: --epochs must be 0 or more, got {args.epochs}\n")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = run(args.data, args.epochs)
+    try:
+        results = run(args.data, args.epochs)
+    except DeeprnnError as error:   # no dataset where --data points, a MIDI file that cannot be read: one line
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     (out / "gradient-flow.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, out / "gradient-flow.png")
     k = DISTANCES.index(50)

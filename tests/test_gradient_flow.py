@@ -130,3 +130,10 @@ def test_after_training_on_drums_the_simple_rnn_saturates_and_the_gated_cells_ke
         assert drums[cell]["trained"]["h"][k50] > 1e3 * drums["SimpleRNN"]["trained"]["h"][k50], cell
     assert drums["GRU"]["trained"]["h"][k50] > 1e3 * drums["GRU"]["initial"]["h"][k50]   # the page's "grows"
     assert all(loss < 3.0 for loss in (drums[cell]["loss"][-1] for cell in drums)), "the models learned the drums"
+
+
+def test_the_example_says_in_one_line_that_data_holds_no_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        load_example().main(["--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.count("\n") == 1 and f"{tmp_path}: no info.csv there" in error
