@@ -70,3 +70,14 @@ def test_the_lock_file_is_never_opened_through_a_symlink(tmp_path):
     with pytest.raises(OSError):
         FolderLock(tmp_path / "run").acquire()
     assert target.read_text() == "keep me"
+
+
+def test_deeprnn_train_into_a_folder_another_run_holds_is_one_line_naming_it(holder, tmp_path):
+    process, folder = holder
+    second = subprocess.run([sys.executable, "-m", "deeprnn", "train", "--out", str(folder), "--data", str(tmp_path),
+                             "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert second.returncode != 0
+    # the holder's sys.argv, as `python -c` leaves it
+    assert second.stderr.strip().splitlines() == [
+        f"deeprnn train: error: {folder} is in use by process {process.pid} (-c {folder} --tag); wait for it to "
+        "finish, or use another folder"]
