@@ -71,6 +71,7 @@ def run_phase(plan, search, seeds, workers, seeded, log, poll):
             shown = run_workers(plan, search, seeds, max(1, min(workers, needed)), seeded, log, poll, shown)
             continue
         if not count(trials, TrialState.RUNNING):
+            show_progress(search, seeds, log, shown)  # the end, as the study has it (other machines' trials too)
             return
         # trials running elsewhere (another machine), or dead ones whose heartbeat has not yet gone stale
         shown = show_progress(search, seeds, log, shown)

@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
+from ..callbacks import Callback
 from ..errors import SettingError
 from ..model import NonFiniteLossError
 from ..pipeline.trainer import LAST, train
@@ -181,7 +182,7 @@ def run_trial(plan, search, study, trial, seeded):
         resume = (folder / LAST).exists()
         started = time.time()
         result = train(config, folder, resume=resume, overwrite=not resume, progress=False, log=log,
-                       extra_callbacks=() if pruning is None else (pruning,))
+                       extra_callbacks=(InterruptCheck(),) + (() if pruning is None else (pruning,)))
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
     losses = [row["val_loss"] for row in result.history]
@@ -292,6 +293,7 @@ def worker_process(plan, seeded, parent):
     """A worker's process: one BLAS thread, SIGTERM as Ctrl-C, and gone when its parent is (even after kill -9)."""
     threadpool_limits(limits=1, user_api="blas")
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     try:
         run_worker(plan, seeded)
@@ -299,8 +301,23 @@ def worker_process(plan, seeded, parent):
         sys.exit(130)
 
 
+# Set by the worker's SIGINT/SIGTERM handler. An exception raised by a signal handler lands wherever the main thread
+# is, and when that is a finalizer (a weakref callback, a __del__) Python prints "Exception ignored" and goes on:
+# the interrupt would be lost and the trial trained on. InterruptCheck raises it again at the next batch.
+INTERRUPTED = threading.Event()
+
+
 def raise_keyboard_interrupt(signum, frame):
+    INTERRUPTED.set()
     raise KeyboardInterrupt
+
+
+class InterruptCheck(Callback):
+    """Raise KeyboardInterrupt after any batch once the worker has been told to stop (see INTERRUPTED)."""
+
+    def on_batch_end(self, batch, logs=None):
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
 
 
 def exit_with_parent(parent, every=1.0):
