@@ -44,7 +44,8 @@ def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
     log(f"sweep {plan.name}: {plan.storage.describe()}, {plan.trials} trials of "
         f"{', '.join(plan.space.distributions)}, {workers} workers, pruner {plan.pruner}, "
         f"{'no time budget' if plan.time_budget is None else f'{plan.time_budget:g} minutes a trial'}")
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    RECEIVED.clear()
+    previous = {signum: signal.signal(signum, raise_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_phase(plan, search, seeds, workers, seeded=False, log=log, poll=poll)
         if plan.seeds > 1:
@@ -52,7 +53,8 @@ def run_sweep(plan, workers, log=print, poll=POLL_SECONDS):
             log(f"seeds: the best {plan.top} configurations with {plan.seeds} seeds each ({added} runs enqueued)")
             run_phase(plan, search, seeds, workers, seeded=True, log=log, poll=poll)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return search, seeds
 
 
@@ -95,6 +97,7 @@ def run_workers(plan, search, seeds, number, seeded, log, poll, shown):
         process.start()
     try:
         while any(process.is_alive() for process in processes):
+            raise_if_interrupted()  # an interrupt a finalizer swallowed (see study.INTERRUPTED)
             shown = show_progress(search, seeds, log, shown)
             for process in processes:
                 process.join(timeout=poll / len(processes))
@@ -141,5 +144,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM to the sweep process: handled as Ctrl-C, except that the workers have not had it."""
 
 
-def raise_terminated(signum, frame):
-    raise Terminated
+RECEIVED = []  # the signals the sweep process was stopped with, kept in case a finalizer swallowed the exception
+
+
+def raise_interrupt(signum, frame):
+    RECEIVED.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def raise_if_interrupted():
+    if RECEIVED:
+        raise Terminated if RECEIVED[-1] == signal.SIGTERM else KeyboardInterrupt
