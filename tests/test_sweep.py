@@ -22,7 +22,8 @@ from deeprnn.sweep.report import format_table, rows  # noqa: E402
 from deeprnn.sweep.runner import SweepError, run_sweep  # noqa: E402
 from deeprnn.sweep.space import parse_space, read_space  # noqa: E402
 from deeprnn.sweep.storage import HEARTBEAT_ATTR, FlockLock, StorageSpec, fail_stale_trials  # noqa: E402
-from deeprnn.sweep.study import SweepPlan, load_studies, open_studies  # noqa: E402
+from deeprnn.pipeline import train  # noqa: E402
+from deeprnn.sweep.study import INTERRUPTED, InterruptCheck, SweepPlan, load_studies, open_studies  # noqa: E402
 
 # A trial of a few seconds: 2 files per split, 4 units, 16-token windows.
 TINY = {"max_files": 2, "units": 4, "embedding_dim": 4, "seq_len": 16, "epochs": 2}
@@ -289,3 +290,16 @@ def test_a_trial_that_died_before_its_first_heartbeat_is_failed_too(tmp_path):
     time.sleep(3.5)
     fail_stale_trials(study)
     assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_an_interrupt_a_finalizer_swallowed_still_stops_training_at_the_next_batch(groove, tmp_path):
+    """The worker's signal handler sets INTERRUPTED before it raises; if the raise is lost (it landed in a weakref
+    callback), InterruptCheck raises again after the next batch and train stops as on Ctrl-C."""
+    config = tiny_space(groove).config({"lr": 1e-2})
+    INTERRUPTED.set()
+    try:
+        result = train(config, tmp_path / "run", progress=False, log=lambda *parts: None,
+                       extra_callbacks=(InterruptCheck(),))
+    finally:
+        INTERRUPTED.clear()
+    assert result.stopped == "interrupted" and result.history == []
