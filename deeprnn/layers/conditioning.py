@@ -12,7 +12,14 @@ so the layer fits ``Sequential`` and the rest of the model is unchanged:
 Backward: each table is a scatter-add of its slice of dy, as Embedding's (docs/embedding.md):
     dC_k[j] = sum of dy[b, t, slice_k] over the positions where l_k[b, t] == j
 A label held for a whole piece therefore collects the sum over the piece's steps of the gradient that reaches it.
-Integer input gets no gradient. See docs/conditioning.md.
+Integer input gets no gradient.
+
+Label dropout (``label_dropout`` = p, training only): each sample's label of each kind is replaced, for all the
+steps of its window, by that kind's ``unknown`` id (the last row of its table, music/labels.py's convention) with
+probability p, drawn from the library's mask RNG as Dropout's masks are:
+    l_k[b, :] <- U_k - 1   if  u[b, k] < p,   u ~ Uniform[0, 1)   (U_k: the size of table k)
+so the model cannot lean on the label alone, and the ``unknown`` row learns what a piece without flags sounds
+like. The backward scatters into the rows the forward read (the ids in its cache). See docs/conditioning.md.
 """
 from collections import namedtuple
 
@@ -26,12 +33,13 @@ class ConditionedEmbedding(Layer):
     """x: (B, T, 1 + S + K) int [token, step if counter_bits is not None, K label ids] -> y: (B, T, D + bits + sum D_k).
 
     ``conditions``: one ``(name, input_dim, output_dim)`` per label column, in the input's order: the label's
-    vocabulary size and the width of its embedding. Weights: embeddings (V, D), then ``<name>_embeddings``
-    (input_dim_k, output_dim_k) per condition.
+    vocabulary size and the width of its embedding; its last id is its ``unknown`` label. Weights: embeddings
+    (V, D), then ``<name>_embeddings`` (input_dim_k, output_dim_k) per condition. ``label_dropout``: in training,
+    the probability that a sample's label of each kind reads as ``unknown`` for the whole window.
     """
 
     def __init__(self, input_dim, output_dim, conditions, counter_bits=None, embeddings_initializer="uniform",
-                 name=None):
+                 label_dropout=0.0, name=None):
         super().__init__(name)
         self.input_dim = arguments.integer("ConditionedEmbedding: input_dim", input_dim, minimum=1)
         self.output_dim = arguments.integer("ConditionedEmbedding: output_dim", output_dim, minimum=1)
@@ -44,6 +52,8 @@ class ConditionedEmbedding(Layer):
             raise ValueError("ConditionedEmbedding: conditions must name at least one label (name, input_dim, "
                              "output_dim); without one, use Embedding or StepCounterEmbedding")
         self.embeddings_initializer = embeddings_initializer
+        self.label_dropout = float(arguments.real("ConditionedEmbedding: label_dropout", label_dropout, minimum=0,
+                                                  below=1))  # 1 would never tell the model a label
 
     @property
     def label_column(self):
@@ -71,6 +81,8 @@ class ConditionedEmbedding(Layer):
         self.check_ids("token", tokens, self.input_dim)
         for k, (name, size, _) in enumerate(self.conditions):
             self.check_ids(name, labels[..., k], size)
+        if training and self.label_dropout > 0:
+            labels = self.dropped_labels(labels)
         parts = [self.E.value[tokens]]
         if self.counter_bits is not None:
             # StepCounterEmbedding's counters: mod 2^bits first, so START's step -1 reads as the last step of a cycle
@@ -94,6 +106,14 @@ class ConditionedEmbedding(Layer):
             offset += dim
         return Backward(None, grads)
 
+    def dropped_labels(self, labels):
+        """labels (B, T, K) with each sample's label k set to unknown (the last id) with probability label_dropout,
+        one draw per sample and kind: a window is told its label at every step or at none."""
+        xp = backend.array_module(labels)
+        unknown = xp.asarray([size - 1 for _, size, _ in self.conditions], dtype=labels.dtype)
+        dropped = backend.mask_rng().random(labels.shape[:1] + labels.shape[2:]) < self.label_dropout  # (B, K)
+        return xp.where(dropped[:, None, :], unknown, labels)
+
     def check_ids(self, what, ids, size):
         if ids.size:
             low, high = backend.value_range(ids)   # one host read of both bounds (a sync on the GPU)
@@ -103,7 +123,8 @@ class ConditionedEmbedding(Layer):
 
     def get_config(self):
         return {"name": self.name, "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "conditions": [list(entry) for entry in self.conditions], "counter_bits": self.counter_bits}
+                "conditions": [list(entry) for entry in self.conditions], "counter_bits": self.counter_bits,
+                "label_dropout": self.label_dropout}
 
 
 def checked_condition(entry):
