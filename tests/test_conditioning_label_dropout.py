@@ -5,7 +5,10 @@ import pytest
 
 import deeprnn as dr
 from deeprnn import backend, gradcheck, saving
+from deeprnn.errors import SettingError
 from deeprnn.layers import ConditionedEmbedding
+from deeprnn.music.labels import LabelVocabulary
+from deeprnn.pipeline import TrainConfig, get_recipe
 
 CONDITIONS = [("style", 4, 3), ("tempo", 3, 2)]  # unknown: style id 3, tempo id 2
 WIDTH = 4  # the token embedding's
@@ -100,3 +103,28 @@ def test_label_dropout_is_saved_with_the_model_and_checked(tmp_path):
     assert saving.load_model(tmp_path / "m.npz").layers[0].label_dropout == 0.25
     with pytest.raises(ValueError, match=r"label_dropout must be .*< 1, got 1"):
         ConditionedEmbedding(6, WIDTH, CONDITIONS, label_dropout=1)
+
+
+# --- the recipes' --condition-dropout ----------------------------------------------------------------------------
+
+def test_the_recipes_pass_condition_dropout_to_the_layer_default_0_3():
+    labels = LabelVocabulary.fit(("style", "tempo"), [])
+    for given, expected in ((None, 0.3), (0.1, 0.1), (0.0, 0.0)):
+        config = TrainConfig(recipe="groove", condition="style,tempo", condition_dropout=given, layers=1, units=4,
+                             embedding_dim=4).resolved()
+        model = get_recipe("groove").build_model(config, 20, labels)
+        assert isinstance(model.layers[0], ConditionedEmbedding)
+        assert model.layers[0].label_dropout == expected
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(recipe="seed", condition_dropout=0.3), "--condition-dropout belongs to the drums and groove recipes"),
+    (dict(recipe="drums", condition_dropout=0.5), "--condition-dropout drops the labels of --condition; this run "
+                                                  "has none"),
+    (dict(recipe="drums", condition="style", condition_dropout=1.0), "--condition-dropout must be"),
+])
+def test_condition_dropout_without_labels_to_drop_or_out_of_range_is_one_line(values, message):
+    with pytest.raises(SettingError) as caught:
+        TrainConfig(**values).resolved()
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    TrainConfig(recipe="drums", condition_dropout=0.3).resolved()  # the default, said aloud: nothing to refuse

@@ -144,7 +144,10 @@ class Recipe(abc.ABC):
 
     def check(self, config):
         """Settings that do not fit this recipe together (each alone is checked by its declaration)."""
-        parse_conditions(config.condition)  # --condition's grammar, which its declaration cannot say
+        conditions = parse_conditions(config.condition)  # --condition's grammar, which its declaration cannot say
+        if not conditions and config.condition_dropout != self.defaults["condition_dropout"]:
+            raise SettingError(f"--condition-dropout drops the labels of --condition; this run has none (give "
+                               f"--condition, or leave --condition-dropout at {self.defaults['condition_dropout']:g})")
 
     def steps_of(self, config, tokenizer):
         """piece -> grid step of each token, when the input needs it, else None."""
@@ -201,7 +204,8 @@ class DrumsRecipe(Recipe):
         if labels is not None:
             conditions = [(name, size, LABEL_DIM) for name, size in zip(labels.names, labels.sizes)]
             counter_bits = STEP_COUNTER_BITS if config.bar_position else None
-            stack = [layers.ConditionedEmbedding(vocab_size, config.embedding_dim, conditions, counter_bits)]
+            stack = [layers.ConditionedEmbedding(vocab_size, config.embedding_dim, conditions, counter_bits,
+                                                 label_dropout=config.condition_dropout)]
             input_shape = (None, None, 1 + int(config.bar_position) + len(conditions))
         elif config.bar_position:
             stack = [layers.StepCounterEmbedding(vocab_size, config.embedding_dim, STEP_COUNTER_BITS)]
@@ -275,6 +279,9 @@ class SeedRecipe(Recipe):
         if config.condition:
             raise SettingError("--condition belongs to the drums and groove recipes; the seed recipe's input is "
                                "index/vocab")
+        if config.condition_dropout is not None:
+            raise SettingError("--condition-dropout belongs to the drums and groove recipes' --condition; the seed "
+                               "recipe's input is index/vocab")
         if config.bar_position:
             raise SettingError("--bar-position belongs to the drums and groove recipes; the seed recipe's input is index/vocab")
 

@@ -189,6 +189,10 @@ TRAIN_SETTINGS = (
     # checked by music.labels.parse_conditions: a comma-separated subset, which argparse choices cannot say
     Setting("condition", "drums and groove: tell the model each file's labels from info.csv at every step, any of "
                          "style,tempo,fill (docs/conditioning.md)", metavar="LABELS", unset="none"),
+    # label dropout (docs/conditioning.md): without it style x tempo names a recording session and the model
+    # memorizes; 0.3 is not tuned yet. 1 would never tell the model a label.
+    Setting("condition_dropout", "with --condition: the share of training windows that see unknown instead of each "
+                                 "label", float, 0.3, {"seed": None}, minimum=0, below=1, unset="unused"),
 )
 
 # --- what the machine does: every command that computes ---------------------------------------------------------
