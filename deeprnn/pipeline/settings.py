@@ -192,7 +192,7 @@ TRAIN_SETTINGS = (
     # label dropout (docs/conditioning.md): without it style x tempo names a recording session and the model
     # memorizes; 0.3 is not tuned yet. 1 would never tell the model a label.
     Setting("condition_dropout", "with --condition: the share of training windows that see unknown instead of each "
-                                 "label", float, 0.3, {"seed": None}, minimum=0, below=1, unset="unused"),
+                                 "label", float, 0.3, {"seed": None}, minimum=0, below=1, unset="unused", metavar="P"),
 )
 
 # --- what the machine does: every command that computes ---------------------------------------------------------
