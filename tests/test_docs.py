@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from pylatexenc.latexwalker import LatexWalker
 
+import deeprnn as dr
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- quote: (\S+) -->$")
 NOT_RUN = re.compile(r"^<!-- not run: (.+) -->$")
@@ -122,6 +124,7 @@ def test_every_example_runs_and_prints_what_the_page_shows(page, number, body, p
     if "groove" in code:
         monkeypatch.setenv("DEEPRNN_GROOVE", request.getfixturevalue("groove"))
     monkeypatch.chdir(tmp_path)
+    dr.clear_session()  # a page's example is a program of its own: layer names start afresh, whatever ran before
     exec(compile(code, f"{page.name}:{number}", "exec"), {"__name__": "__docs__"})
     if printed is not None:
         shown = "\n".join(printed).strip()

@@ -141,6 +141,12 @@ class Layer:
         return total
 
 
+def clear_session():
+    """Forget the automatic layer names given so far (Keras's ``clear_session``): the next ``LSTM()`` is ``lstm``
+    again, as in a fresh Python process."""
+    Layer._counts.clear()
+
+
 def as_floatx(x):
     """Float input in the working precision (Keras casts a layer's float input to its dtype); ints stay ints."""
     if x.dtype.kind == "f" and x.dtype != backend.floatx():
