@@ -29,7 +29,6 @@ Every problem with the file is a ``ModelFileError`` (a ValueError) naming it (Fi
 missing).
 """
 import io
-import json
 import os
 import re
 import zipfile

@@ -5,7 +5,6 @@ import os
 import shutil
 
 import numpy
-import pytest
 
 from deeprnn.cli import main
 

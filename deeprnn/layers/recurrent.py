@@ -388,7 +388,7 @@ class RNN(Layer, abc.ABC):
         ``trainable_variables``, d_initial_state a tuple like the initial state.
         """
         xp = backend.array_module(cache.x_tm)
-        T, B = cache.x_tm.shape[0], cache.batch_size
+        B = cache.batch_size
         dy, d_final = (dout[0], dout[1:]) if self.return_state else (dout, [None] * self.state_size)
         dtype = cache.x_tm.dtype
         # fresh arrays: the loops may accumulate into them, and the caller's arrays stay untouched
