@@ -20,7 +20,9 @@ Which code runs the loops over t is the layer's ``implementation`` argument (as 
 ``use_cudnn``): ``"reference"`` runs ``step_forward``/``step_backward`` above, the code docs/ derives and the
 gradient checks prove; ``"fused"`` runs one of the cell's ``fused_kernels`` (deeprnn/kernels: the same loops
 arranged for speed, held to the reference by tests/test_fast_paths.py) and raises if none can take the call;
-``"auto"`` takes a kernel where one computes the same thing. Either way ``RNN.forward``/``RNN.backward`` do all the
+``"auto"`` takes a kernel where one computes the same thing. Under ``dr.set_num_threads(n)`` with n > 1 a CPU
+kernel runs in n batch shards, one thread each (``kernels/sharded.py``; ``model.summary()`` shows
+"cpu_lstm x2 shards"). Either way ``RNN.forward``/``RNN.backward`` do all the
 bookkeeping (shapes, go_backwards, masks, the input projection, initial and carried state, outputs) once: a kernel
 gets arrays and returns arrays. A layer made without ``implementation`` takes ``default_implementation()``:
 ``"reference"`` when the environment has ``DEEPRNN_REFERENCE=1`` as the layer is made, else ``"auto"``.
@@ -31,6 +33,7 @@ from collections import namedtuple
 
 from .. import activations, arguments, backend
 from ..kernels.bptt import recurrent_kernel_gradient
+from ..kernels.sharded import across_threads
 from ..kernels.workspace import workspace
 from .base import Backward, Layer, as_floatx
 
@@ -320,7 +323,7 @@ class RNN(Layer, abc.ABC):
             for kernel in self.fused_kernels:
                 why = kernel.unsupported(x, weights)
                 if why is None:
-                    return kernel
+                    return across_threads(kernel)   # in batch shards under dr.set_num_threads(n > 1)
                 reasons.append(f"{kernel.NAME}: {why}")
             reason = "; ".join(reasons) or "no kernel listed"
         if self.implementation == "fused":

@@ -1,0 +1,245 @@
+"""Batch shards (``deeprnn/kernels/sharded.py``, chosen by ``dr.set_num_threads``) compute what the reference
+computes, and the same bits run after run for a given thread count.
+
+- Every CPU kernel (LSTM, GRU in both variants, SimpleRNN) in 1, 2 and 3 shards against the reference loops:
+  outputs, final states and every gradient (weights, input, initial state), with recurrent dropout masks, initial
+  states, go_backwards and stateful calls, on batches that split unevenly and batches of fewer rows than shards.
+- A whole drums-shaped model and three Adam steps under 2 threads against 1 thread; twice under 2 and 3 threads:
+  identical bits.
+- What the threads do: the shards run in other threads, each with one BLAS thread, and the process's BLAS setting
+  is back afterwards; ``model.summary()`` names the shards.
+"""
+import functools
+import threading
+
+import numpy
+import pytest
+import threadpoolctl
+
+import deeprnn as dr
+from deeprnn import backend, layers
+from deeprnn.gradcheck import relative_error
+from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, sharded
+from deeprnn.kernels.workspace import Workspace
+from lstm_cases import OPTIONS, drums_model, set_implementation
+
+TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
+CELLS = {
+    "lstm": (layers.LSTM, cpu_lstm),
+    "gru": (functools.partial(layers.GRU, reset_after=True), cpu_gru),
+    "gru_reset_before": (functools.partial(layers.GRU, reset_after=False), cpu_gru),
+    "simple_rnn": (layers.SimpleRNN, cpu_simple_rnn),
+}
+# longer than every kernel's backward chunk, so each shard crosses a chunk boundary
+T_LONG = max(cpu_lstm.CHUNK, cpu_gru.CHUNK, cpu_simple_rnn.CHUNK) + 3
+SHARD_OPTIONS = {name: OPTIONS[name] for name in ("return_state", "recurrent_dropout", "dropouts backwards",
+                                                  "no bias")}
+
+
+@pytest.fixture
+def threads():
+    """Set the shard count for one test; back to 1 afterwards."""
+    yield dr.set_num_threads
+    dr.set_num_threads(1)
+
+
+def run_layer(layer, x, dtype, seed, initial_state, calls=1):
+    """``calls`` forwards (a stateful layer carries its state from one to the next), then the last one's backward
+    with random upstream gradients: (outputs, dx, grads, d_initial_state, the kernel that ran)."""
+    for _ in range(calls):
+        backend.set_seed(seed + 2)   # the same dropout masks on every path
+        outputs, cache = layer.forward(x, training=True, initial_state=initial_state)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    rng = numpy.random.default_rng(seed + 3)
+    upstream = [rng.normal(size=o.shape).astype(dtype) for o in outputs]
+    result = layer.backward(upstream if layer.return_state else upstream[0], cache)
+    return (outputs, result.dx, result.grads, result.d_initial_state), cache.kernel
+
+
+def sharded_and_reference(cell, options, dtype, shards, threads, B=5, T=T_LONG, D=4, H=6, initial_state=True,
+                          seed=0, calls=1):
+    """The layer through its kernel in ``shards`` shards and through the reference loops, with the same weights
+    (a random bias), inputs, masks and upstream gradients."""
+    make, kernel = CELLS[cell]
+    dr.set_floatx(dtype)
+    dr.set_seed(seed)
+    layer = make(H, **options)
+    rng = numpy.random.default_rng(seed + 1)
+    x = rng.normal(size=(B, T, D)).astype(dtype)
+    layer.ensure_built(x.shape)
+    if layer.use_bias:
+        weights = layer.get_weights()
+        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
+    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
+    results = {}
+    for path, implementation, n in (("sharded", "fused", shards), ("reference", "reference", 1)):
+        threads(n)
+        layer.implementation = implementation
+        layer.reset_state()
+        results[path], ran = run_layer(layer, x, dtype, seed, state, calls)
+        expected = None if path == "reference" else kernel if n == 1 else sharded.sharded(kernel, n)
+        assert ran is expected
+        if layer.stateful:
+            results[path] += (list(layer.states),)
+    return results
+
+
+def assert_close(fast, reference, dtype):
+    for name, a, b in zip(["outputs", "dx", "grads", "d_initial_state", "carried state"], fast, reference):
+        a, b = (a, b) if isinstance(a, (list, tuple)) else ([a], [b])
+        assert len(a) == len(b), name
+        for k, (u, v) in enumerate(zip(a, b)):
+            assert u.shape == v.shape and u.dtype == numpy.dtype(dtype), (name, k, u.shape, v.shape, u.dtype)
+            error = relative_error(u, v)
+            assert error < TOLERANCE[dtype], f"{name}[{k}]: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("option", list(SHARD_OPTIONS))
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_shards_equal_the_reference_loops(cell, shards, option, threads):
+    """B = 5 rows in 1, 2 (3 + 2 rows) and 3 (2 + 2 + 1) shards == the step functions' loops: outputs, states, dx,
+    dW, dU, db and the initial state's gradient, to 1e-13 in float64 (masks and initial states included)."""
+    results = sharded_and_reference(cell, SHARD_OPTIONS[option], "float64", shards, threads)
+    assert_close(results["sharded"], results["reference"], "float64")
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_fewer_rows_than_shards_and_stateful_calls(cell, threads):
+    """B = 2 rows under 3 threads runs 2 shards of one row; a stateful layer carries the same state over two calls,
+    and a one-row batch (generation) is the kernel called directly."""
+    options = {"stateful": True, "recurrent_dropout": 0.3, "return_sequences": True, "return_state": True}
+    results = sharded_and_reference(cell, options, "float64", 3, threads, B=2, initial_state=False, calls=2)
+    assert_close(results["sharded"], results["reference"], "float64")
+    assert sharded.shard_rows(2, 3) == [slice(0, 1), slice(1, 2)]
+    results = sharded_and_reference(cell, {"return_state": True}, "float64", 3, threads, B=1)
+    assert_close(results["sharded"], results["reference"], "float64")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_shards_at_the_drums_widths_float32(cell, threads):
+    """At the drums model's width (H=256, recurrent dropout) float32 round-off stays at 1e-6 in 2 shards."""
+    results = sharded_and_reference(cell, {"recurrent_dropout": 0.3, "return_sequences": True}, "float32", 2,
+                                    threads, B=6, D=16, H=256)
+    assert_close(results["sharded"], results["reference"], "float32")
+
+
+def test_shard_rows_split_evenly_larger_first():
+    assert sharded.shard_rows(32, 2) == [slice(0, 16), slice(16, 32)]
+    assert sharded.shard_rows(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert sharded.shard_rows(1, 4) == [slice(0, 1)]
+
+
+# -- determinism and whole models -------------------------------------------------------------------------------------
+def drums_training(steps=3, B=12):
+    """Three Adam steps of the drums-shaped model (2 LSTMs, input and recurrent dropout): its weights."""
+    dr.set_seed(0)
+    model = drums_model(input_dropout=0.1)
+    tokens = numpy.random.default_rng(1).integers(0, 9, size=(B, 15))
+    for _ in range(steps):
+        model.train_on_batch(tokens[:, :-1], tokens[:, 1:])
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_training_in_shards_gives_the_same_bits_every_run(n, threads):
+    """Under n threads, three training steps give identical weights run after run (dU summed in a fixed order);
+    and they equal the one-thread run's to float32 round-off."""
+    threads(1)
+    one = drums_training()
+    threads(n)
+    first, second = drums_training(), drums_training()
+    for a, b, c in zip(first, second, one):
+        numpy.testing.assert_array_equal(a, b)
+        assert relative_error(a, c) < 1e-5
+
+
+def test_whole_model_gradients_in_shards_equal_reference(threads):
+    """loss_and_gradients of the drums-shaped model: 2 shards == the reference loops, every gradient (float64)."""
+    dr.set_floatx("float64")
+    dr.set_seed(0)
+    model = drums_model(input_dropout=0.1)
+    tokens = numpy.random.default_rng(1).integers(0, 9, size=(5, 7))
+    results = {}
+    for implementation, n in (("fused", 2), ("reference", 1)):
+        threads(n)
+        set_implementation(model, implementation)
+        backend.set_seed(11)
+        results[implementation] = model.loss_and_gradients(tokens[:, :6], tokens[:, 1:], training=True)
+    (loss, grads), (loss_ref, grads_ref) = results["fused"], results["reference"]
+    assert abs(loss - loss_ref) <= 1e-12 * abs(loss_ref)
+    for variable, a, b in zip(model.variables, grads, grads_ref):
+        assert (a is None) == (b is None), variable.name
+        if a is not None:
+            assert relative_error(a, b) < 1e-12, variable.name
+
+
+# -- what the threads do ---------------------------------------------------------------------------------------------
+class RecordingKernel:
+    """A kernel that records, for each shard it runs, its thread and the BLAS threads it sees; forward returns
+    its rows' xw as hs."""
+    NAME = "recording"
+
+    def __init__(self):
+        self.seen = []
+
+    def unsupported(self, x, weights):
+        return None
+
+    def blas_threads(self):
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    def forward(self, xw, U, initial_state, recurrent_mask, ws):
+        self.seen.append((threading.current_thread().name, self.blas_threads(), xw.shape[1]))
+        return xw, tuple(s.copy() for s in initial_state), xw.shape[1]
+
+    def backward(self, dhs, d_final, cache, U, ws):
+        self.seen.append((threading.current_thread().name, self.blas_threads(), cache))
+        dxw = numpy.zeros((dhs.shape[0], cache, U.shape[1]))
+        return dxw, dxw, numpy.full(U.shape, float(cache)), tuple(d.copy() for d in d_final)
+
+
+def test_shards_run_in_their_own_threads_with_one_blas_thread_each(threads):
+    """3 shards: one in the caller's thread, two in shard threads, each seeing one BLAS thread; the process's two
+    BLAS threads are back afterwards; hs joins the rows in order, dU sums the shards'."""
+    threads(3)
+    kernel = RecordingKernel()
+    run = sharded.Sharded(kernel, 3)
+    xw = numpy.arange(2 * 7 * 4, dtype=float).reshape(2, 7, 4)
+    U = numpy.zeros((4, 4))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        hs, final, cache = run.forward(xw, U, (numpy.ones((7, 4)),), None, Workspace())
+        dxw, dzh, dU, (dh0,) = run.backward(numpy.ones((2, 7, 4)), (numpy.ones((7, 4)),), cache, U,
+                                            Workspace())
+        after = kernel.blas_threads()
+    numpy.testing.assert_array_equal(hs, xw)
+    assert final[0].shape == (7, 4) and dh0.shape == (7, 4) and dxw is dzh and dxw.shape == (2, 7, 4)
+    numpy.testing.assert_array_equal(dU, numpy.full((4, 4), 7.0))   # 3 + 2 + 2 rows
+    # shard 0 (3 rows) runs in the caller's thread, the two of 2 rows in shard threads: forward and backward
+    assert sorted(rows for _, _, rows in kernel.seen) == [2, 2, 2, 2, 3, 3]
+    for name, blas, rows in kernel.seen:
+        assert (name == threading.current_thread().name) == (rows == 3)
+        assert rows == 3 or name.startswith("deeprnn-shard")
+        assert blas and set(blas) == {1}
+    assert after and set(after) == {2}
+
+
+def test_summary_names_the_shards_and_the_reference_is_never_sharded(threads):
+    threads(2)
+    model = dr.Sequential([layers.Input((5, 2)), layers.LSTM(3, return_sequences=True),
+                           layers.GRU(3, return_sequences=True), layers.SimpleRNN(3, implementation="reference"),
+                           layers.Dense(2)])
+    lines = []
+    model.summary(print_fn=lines.append)
+    runs = [line.split("fused")[-1].strip() if "fused" in line else line.split()[-1]
+            for line in lines if line.startswith(("lstm", "gru", "simple_rnn"))]
+    assert runs == ["(cpu_lstm x2 shards)", "(cpu_gru x2 shards)", "reference"]
+    threads(1)
+    assert model.layers[0].describe_implementation() == "fused (cpu_lstm)"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 1025])
+def test_set_num_threads_takes_a_count(bad):
+    with pytest.raises(ValueError, match="set_num_threads: n must be an integer from 1 to 1024"):
+        dr.set_num_threads(bad)
+    assert dr.get_num_threads() == 1
