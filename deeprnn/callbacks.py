@@ -201,6 +201,7 @@ class EarlyStopping(Callback):
         self.mode = _resolve_mode(mode, monitor)
         self.restore_best_weights = restore_best_weights
         self.best, self.wait, self.best_weights = None, 0, None
+        self.stopped_epoch = None  # the 0-based epoch after which training stopped, as Keras records it
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
@@ -211,8 +212,10 @@ class EarlyStopping(Callback):
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             return
+        # Keras's rule: patience=2 stops after the second epoch in a row without improvement
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):

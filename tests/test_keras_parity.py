@@ -303,6 +303,32 @@ def test_fit_with_ema_validates_on_the_averages_and_ends_with_them_like_keras(se
                      "after fit (the averaged weights):", spec.trained_tolerance)
 
 
+class StopFlag:
+    """What an EarlyStopping callback touches of its model: ``stop_training``."""
+
+    stop_training = False
+
+
+def epoch_that_stops(callback, losses):
+    """Feed ``losses`` to ``callback`` one epoch at a time; the 0-based epoch after which it stops training."""
+    callback.set_model(StopFlag())
+    for epoch, loss in enumerate(losses):
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+        if callback.model.stop_training:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("patience", [0, 1, 2, 3])
+@pytest.mark.parametrize("losses", [[1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.9, 0.91, 0.92],
+                                    [1.0, 1.0, 1.0, 1.0, 1.0], [3.0, 2.0, 1.0, 0.5, 0.25],
+                                    [1.0, 1.1, 0.9, 1.0, 0.89, 1.2, 1.3, 1.4]], ids=["dip", "flat", "falling", "noisy"])
+def test_early_stopping_stops_after_the_epoch_keras_does(losses, patience):
+    """--patience is Keras's EarlyStopping: the same epoch for every patience, ties counting as no improvement."""
+    expected = epoch_that_stops(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience), losses)
+    assert epoch_that_stops(dr.callbacks.EarlyStopping(monitor="val_loss", patience=patience), losses) == expected
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("case", TRAINING_CASES + FULL_SIZE_TRAINING)
 def test_fit_history_and_weights_match_keras(case, seed):

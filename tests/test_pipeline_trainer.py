@@ -112,3 +112,15 @@ def test_a_resumed_run_whose_budget_is_spent_trains_no_further_epoch(groove, tmp
 def test_durations_in_the_log_are_never_rounded_to_nothing():
     assert [minutes(seconds) for seconds in (0.04, 7.2, 60.0, 208.2, 876.0)] == \
         ["0.0 s", "7.2 s", "1.00 min", "3.47 min", "14.6 min"]
+
+
+def test_patience_stops_a_run_whose_validation_loss_stops_improving_and_says_so(groove, tmp_path):
+    lines = []
+    # a learning rate far too large: the validation loss stops improving within a few epochs
+    result = train(tiny(groove, epochs=12, lr=0.5, patience=1), tmp_path / "run", progress=False, log=lines.append)
+    losses = [row["val_loss"] for row in result.history]
+    assert result.stopped == "early stopping" and len(losses) < 12, losses
+    # Keras's rule with patience 1: the last epoch did not improve on the best before it, and training went no further
+    assert losses[-1] >= min(losses[:-1]) and result.best_epoch == 1 + int(numpy.argmin(losses))
+    assert lines[-1] == (f"early stopping: val_loss has not improved for 1 epoch (best {result.best:.4f} at epoch "
+                         f"{result.best_epoch})"), lines[-1]

@@ -91,7 +91,7 @@ def test_the_library_functions_default_to_the_declared_values():
 def test_the_declarations_name_what_the_library_implements():
     assert tuple(RECIPES) == RECIPE_NAMES and tuple(CELLS) == CELL_NAMES
     assert [field for field in TrainConfig.__dataclass_fields__] == [setting.name for setting in TRAIN_SETTINGS]
-    assert RESUMABLE_CHANGES == ("epochs", "time_budget")
+    assert RESUMABLE_CHANGES == ("epochs", "time_budget", "patience")  # how long to train, nothing else
     assert set(TrainConfig(recipe="seed").resolved().to_dict()) == {setting.name for setting in TRAIN_SETTINGS}
 
 

@@ -185,6 +185,10 @@ TRAIN_SETTINGS = (
     # a year of training, in minutes
     Setting("time_budget", "stop before an epoch that would end past this many minutes of training", float,
             above=0, maximum=525_600, metavar="MINUTES", resumable=True),
+    # Keras's EarlyStopping(patience=N) on the recipe's validation loss; none by default: the time budget and the
+    # schedule decide, and a run that stops early leaves its budget unspent
+    Setting("patience", "stop after N epochs in a row without a better validation loss (Keras's EarlyStopping)", int,
+            minimum=0, maximum=100_000, unset="none", resumable=True, metavar="N"),
     Setting("seed", "seed of weights, dropout, shuffles and file sampling", int, 0, minimum=0, maximum=MAX_SEED),
     # checked by music.labels.parse_conditions: a comma-separated subset, which argparse choices cannot say
     Setting("condition", "drums and groove: tell the model each file's labels from info.csv at every step, any of "

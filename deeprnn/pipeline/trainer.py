@@ -7,6 +7,7 @@
         TimeBudget(config.time_budget),       # stop before an epoch that would overrun --time-budget
         ModelCheckpoint("best.npz", monitor=recipe.monitor, save_best_only=True),
         RunLog(...),                          # history.csv, loss.png, one line per epoch
+        EarlyStopping(patience=...),          # --patience only: stop when the validation loss stops improving
         TrainedWeightsBack(),                 # --ema only: the trained weights back, the averages to the optimizer
         BackupAndRestore("last.npz", delete_checkpoint=False, state_of=[...]),   # what --resume continues
     ])
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import backend
-from ..callbacks import BackupAndRestore, Callback, ModelCheckpoint, SwapEMAWeights, TimeBudget
+from ..callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint, SwapEMAWeights, TimeBudget
 from ..errors import SettingError
 from ..files import FolderLock, atomic_write_bytes, remove_stale_temporaries
 from ..model import NonFiniteLossError
@@ -66,7 +67,7 @@ class TrainingResult:
     history: list
     best: float | None
     best_epoch: int | None
-    stopped: str  # "completed", "time budget" or "interrupted"
+    stopped: str  # "completed", "time budget", "early stopping" or "interrupted"
     monitor: str = "val_loss"
 
     @property
@@ -175,7 +176,9 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
     scheduled = [] if schedule is None else [schedule]
     run_log = RunLog(out_dir / HISTORY_CSV, out_dir / LOSS_PNG, recipe.monitor, recipe.validation_label,
                      config.epochs, log=log)
-    state_of = [best, budget, run_log] + scheduled
+    # --patience: after the log, so an epoch's files are written before the run stops
+    stopper = [] if config.patience is None else [EarlyStopping(monitor=recipe.monitor, patience=config.patience)]
+    state_of = [best, budget, run_log] + scheduled + stopper
     backup = BackupAndRestore(out_dir / LAST, delete_checkpoint=False, metadata=metadata, state_of=state_of)
     if run.training:
         # what fit's BackupAndRestore restores, read now: a spent budget is known before the first resumed epoch
@@ -192,7 +195,7 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
     # the schedule after the budget (it plans from the first epoch's time) and before the logs (learning_rate)
     callbacks = [bar, *averaged, ValidationScore(recipe, validation_split.sequences, config, tokenizer,
                                                  validation_labels),
-                 budget, *scheduled, best, run_log, *trained, backup, *extra_callbacks]
+                 budget, *scheduled, best, run_log, *stopper, *trained, backup, *extra_callbacks]
     stopped = "completed"
     try:
         model.fit(source, epochs=config.epochs, verbose=0, callbacks=callbacks)
@@ -209,6 +212,11 @@ def fit_run(run, data, out_dir, progress=True, log=print, extra_callbacks=()):
         stopped = "time budget"
         log(f"time budget of {config.time_budget:g} min reached after {minutes(budget.elapsed)} (another epoch "
             f"would take ~{run_log.rows[-1]['seconds']:.0f} s); a larger --time-budget with --resume continues")
+    if stopper and stopper[0].stopped_epoch is not None:
+        stopped = "early stopping"
+        epochs = "1 epoch" if config.patience == 1 else f"{config.patience} epochs"
+        log(f"early stopping: {recipe.monitor} has not improved for {epochs} (best "
+            f"{run_log.best:.4f} at epoch {run_log.best_epoch})")
     return TrainingResult(out_dir, run_log.rows, run_log.best, run_log.best_epoch, stopped, recipe.monitor)
 
 
