@@ -21,6 +21,7 @@ from pathlib import Path
 from . import __version__, backend
 from .errors import DeeprnnError, MissingExtraError, SettingError
 from .files import atomic_write_bytes
+from .kernels.sharded import get_num_threads, set_num_threads
 from .pipeline import (RunExistsError, Sampling, TrainConfig, evaluate_checkpoint, generate_from_checkpoint,
                        greedy_versus_sampled, train)
 from .pipeline.expressive_statistics import generation_distributions
@@ -181,6 +182,8 @@ def run_train(args):
     check_output_folder("--out", out)
     require_modules("music21", "tqdm", "matplotlib")
     config = TrainConfig(**{setting.name: getattr(args, setting.name) for setting in TRAIN_SETTINGS})
+    if args.device == "cpu":
+        print(describe_threads(args.threads, args.blas_threads))
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
@@ -310,6 +313,15 @@ def limit_blas_threads(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
+def describe_threads(threads, blas_threads):
+    """What --threads and --blas-threads do, in the line ``train`` starts with."""
+    blas = "the library's default" if not blas_threads else f"{blas_threads}"
+    if threads == 1:
+        return f"threads: 1 (the recurrent layers in one thread; BLAS threads: {blas})"
+    return (f"threads: {threads} (the recurrent layers in {threads} batch shards, one BLAS thread each; BLAS "
+            f"threads outside them: {blas})")
+
+
 # What to lower when a command runs out of memory: only flags that command has.
 MEMORY_ADVICE = {"train": "try a smaller --batch-size, --units or --max-files",
                  "generate": "try a smaller --num-steps, or a machine with more memory for this checkpoint's model",
@@ -335,6 +347,7 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     args = with_defaults(parse_arguments(argv), MACHINE_SETTINGS)
     where = f"{PROG} {args.command}"
+    threads_before = get_num_threads()   # put back after the command: main also runs inside a program (the tests)
     try:
         if getattr(args, "device", None) is not None:
             problem = use_machine(args)
@@ -342,6 +355,7 @@ def main(argv=None):
                 print(f"{where}: error: {problem}", file=sys.stderr)
                 return 2
             limit_blas_threads(args.blas_threads)
+            set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
@@ -373,3 +387,5 @@ def main(argv=None):
         traceback.print_exc()
         print(f"{where}: {REPORT_BUG}", file=sys.stderr)
         return 1
+    finally:
+        set_num_threads(threads_before)

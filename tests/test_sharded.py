@@ -17,7 +17,8 @@ import pytest
 import threadpoolctl
 
 import deeprnn as dr
-from deeprnn import backend, layers
+from deeprnn import backend, cli, layers
+from deeprnn.errors import SettingError
 from deeprnn.gradcheck import relative_error
 from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, sharded
 from deeprnn.kernels.workspace import Workspace
@@ -243,3 +244,52 @@ def test_set_num_threads_takes_a_count(bad):
     with pytest.raises(ValueError, match="set_num_threads: n must be an integer from 1 to 1024"):
         dr.set_num_threads(bad)
     assert dr.get_num_threads() == 1
+
+
+# -- the command line: --threads -------------------------------------------------------------------------------------
+def test_threads_flag_sets_the_shards_for_the_command_and_train_prints_them(tmp_path, capsys, monkeypatch):
+    """`deeprnn train --threads 2` trains with 2 shards, says so first, and leaves the process's setting as it was."""
+    seen = []
+
+    def no_work(config, out, **kwargs):
+        seen.append(dr.get_num_threads())
+        raise SettingError("stop here")
+
+    monkeypatch.setattr(cli, "train", no_work)
+    assert cli.main(["train", "--threads", "2", "--blas-threads", "2", "--out", str(tmp_path / "run")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("threads: 2 (the recurrent layers in 2 batch shards, one BLAS thread each; BLAS threads "
+                      "outside them: 2)")
+    assert seen == [2] and dr.get_num_threads() == 1
+    assert cli.main(["train", "--threads", "1", "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().out.splitlines()[0].startswith("threads: 1 (the recurrent layers in one thread")
+    assert seen == [2, 1]
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be an integer >= 1 and <= 1024, got 0"),
+                                            ("two", "expected an integer, got 'two'")])
+def test_a_bad_threads_value_is_one_line(value, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["train", "--threads", value])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"deeprnn train: error: argument --threads: {message} "
+                                                    "(see deeprnn train --help)"]
+
+
+def test_deeprnn_train_with_threads_gives_the_same_weights_every_run(groove, tmp_path, capsys):
+    """`deeprnn train --threads 2` (2 LSTM layers in shards, dropout) twice with one seed: identical weights in
+    last.npz; the same run in one thread lands within float32 round-off of it."""
+    def weights(threads, name):
+        out = tmp_path / name
+        assert cli.main(["train", "--data", groove, "--max-files", "3", "--units", "6", "--layers", "2",
+                         "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--epochs", "2",
+                         "--threads", str(threads), "--quiet", "--out", str(out)]) == 0
+        with numpy.load(out / "last.npz") as saved:
+            return [saved[key] for key in sorted(saved.files) if key.startswith("weight_")]
+
+    first, second, one = weights(2, "first"), weights(2, "second"), weights(1, "one")
+    assert "threads: 2 (the recurrent layers in 2 batch shards" in capsys.readouterr().out
+    assert len(first) >= 8
+    for a, b, c in zip(first, second, one):
+        numpy.testing.assert_array_equal(a, b)
+        assert relative_error(a, c) < 1e-4

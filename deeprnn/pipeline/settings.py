@@ -207,6 +207,10 @@ MACHINE_SETTINGS = (
     # were trained with one. 1024: more threads than any machine's cores.
     Setting("blas_threads", "threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core)", int, 1,
             minimum=0, maximum=1024, metavar="N"),
+    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards, one thread each (kernels/sharded.py);
+    # the default is 1 until measured faster on a quiet machine (docs/performance.md, "Every core")
+    Setting("threads", "CPU threads of the recurrent layers: each runs its batch in N shards, one thread and one BLAS "
+                       "thread each (dr.set_num_threads)", int, 1, minimum=1, maximum=1024, metavar="N"),
 )
 
 # --- train: how this invocation runs, not part of the run's config ------------------------------------------------
