@@ -232,7 +232,8 @@ def run_generate(args):
     generate_from_checkpoint(args.checkpoint, out, num_steps=args.num_steps, sampling=sampling,
                              primer_path=args.primer, primer_length=args.primer_steps, seed=seed,
                              window_rerun=args.window_rerun, include_primer=args.include_primer, data=args.data,
-                             plot=args.plot, wav=args.wav, style=args.style, bpm=args.bpm, fill=args.fill)
+                             plot=args.plot, wav=args.wav, style=args.style, bpm=args.bpm, fill=args.fill,
+                             reference_step=args.reference_step)
     return 0
 
 

@@ -3,9 +3,11 @@
 Two ways to get the next token's distribution, the same model either way:
 
 - carrying state (default): a stateful twin of the model (``stepping.stateful_twin``, Keras's ``stateful=True``)
-  runs the primer once, then each new token is one call of one step: every recurrent layer continues from the
-  state the previous call left. A token costs the same at step 10 and
-  at step 10,000, and the context is everything generated so far.
+  runs the primer once, then each new token is one step of every layer, continuing from the state the previous
+  step left. A token costs the same at step 10 and at step 10,000, and the context is everything generated so far.
+  The step is the fused one (``stepping.fused_step``, ``kernels/cpu_step.py``: the whole stack and the sampler in a
+  few NumPy calls, on the logits) where it computes the model's layers, else one call of the twin per token, which
+  is also the reference the fused step is tested against (``step="twin"``, ``deeprnn generate --reference-step``).
 - ``window_rerun``: the tutorial's loop: run the model on the last ``seq_len`` tokens, from zero state, for every
   new token; ``seq_len`` steps per token and a context cut at the window.
 
@@ -27,6 +29,8 @@ import numpy
 
 from .. import backend
 from ..errors import DataError, SettingError
+from ..kernels import cpu_step
+from ..layers import RNN
 from ..music import read_events, write_midi
 from ..music.limits import MAX_PIECE_QUARTERS
 from .checkpoints import load_checkpoint
@@ -35,7 +39,11 @@ from .features import describe_labels, label_ids, requested_labels
 from .run_folder import shown
 from .sequence_statistics import format_statistics, token_statistics
 from .settings import evaluate_setting, generate_setting
-from .stepping import serving_model, stateful_twin
+from .stepping import StepUnavailable, fused_step, serving_model, stateful_twin
+
+# how generate_carrying_state computes a token: the fused step where it can (else the twin, saying why), the fused
+# step or an error, the stateful twin (the reference)
+STEPS = ("auto", "fused", "twin")
 
 
 @dataclass
@@ -134,6 +142,8 @@ class TokenPicker:
         self.grammar = recipe.grammar(tokenizer)
         # hit tokens the primer's last step still waits for (a primer window may end between a step and its hits)
         self.owed = self.grammar.hits_owed(primer_tokens) if self.grammar is not None else 0
+        self.masks = {}  # the logits' forbidding masks (cpu_step.forbidding_mask), one per forbidden set
+        self.work = None
 
     def pick(self, probs):
         if self.grammar is None:
@@ -141,6 +151,26 @@ class TokenPicker:
         forbidden = [*self.forbidden, *self.grammar.forbidden_while(self.owed)]
         token = choose_token(probs, self.sampling, self.rng, forbidden)
         self.owed = self.grammar.owed_after(self.owed, token)
+        return token
+
+    def pick_from_logits(self, logits):
+        """``pick`` from the logits (V,) of the distribution: the same rule and the same one draw from ``rng``
+        (``cpu_step.draw``), so a seed chooses the same tokens either way."""
+        # the grammar's forbidden set is what it returns for self.owed (a range, hashable: one mask per range)
+        key = None if self.grammar is None else self.grammar.forbidden_while(self.owed)
+        if not isinstance(key, (range, tuple, type(None))):
+            key = tuple(key)
+        mask = self.masks.get(key)
+        if mask is None:
+            forbidden = [*self.forbidden, *(() if key is None else key)]
+            mask = self.masks[key] = cpu_step.forbidding_mask(forbidden, len(logits))
+            self.work = (numpy.empty(len(logits)), numpy.empty(len(logits)))
+        sampling = self.sampling
+        u = None if sampling.greedy else self.rng.random()
+        token = cpu_step.draw(logits, mask, u, 1.0 / sampling.temperature if u is not None else 1.0,
+                              sampling.top_k, self.work)
+        if self.grammar is not None:
+            self.owed = self.grammar.owed_after(self.owed, token)
         return token
 
     def step_of(self, previous_step, token):
@@ -159,11 +189,35 @@ def last_distribution(probs):
     return probs[0, -1] if probs.ndim == 3 else probs[0]
 
 
-def generate_carrying_state(model, encoding, primer, num_steps, picker):
-    """Feed the primer once, then one token per call of a stateful twin of the model."""
+def generate_carrying_state(model, encoding, primer, num_steps, picker, step="auto"):
+    """Feed the primer once through a stateful twin of the model, then one step per token: the fused step
+    (``stepping.fused_step``) where it computes the model's layers, else a call of the twin.
+
+    step: one of ``STEPS``; ``"twin"`` asks for the reference, ``"fused"`` raises ``StepUnavailable`` where the
+    fused step cannot run. ``Generated.method`` says which ran, and why the fused step did not.
+    """
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+    fused, why = None, None
+    if step != "twin":
+        try:
+            fused = fused_step(model, primer.labels)
+        except StepUnavailable as error:
+            if step == "fused":
+                raise
+            why = str(error)
     twin = stateful_twin(model)
     twin.reset_states()
     probs = twin(encode_context(encoding, primer.tokens, primer.steps, primer.labels))
+    if fused is None:
+        return carried_by_twin(twin, probs, encoding, primer, num_steps, picker, why)
+    # the primer ran through the twin's sequence kernels; the fused step continues from the state it left
+    fused.set_state([backend.to_numpy(s) for s in layer.states] for layer in twin.layers if isinstance(layer, RNN))
+    return carried_by_fused_step(fused, primer, num_steps, picker)
+
+
+def carried_by_twin(twin, probs, encoding, primer, num_steps, picker, why=None):
+    """The reference: one call of the stateful twin per token (every layer's own forward on a (1, 1, ...) input)."""
     step = None if primer.steps is None else int(primer.steps[-1])
     tokens, distributions = [], []
     began = time.perf_counter()
@@ -176,7 +230,28 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker):
         if len(tokens) < num_steps:
             probs = twin(encode_context(encoding, [token], None if step is None else [step], primer.labels))
     return Generated(numpy.array(tokens, numpy.int64), numpy.array(distributions), time.perf_counter() - began,
-                     "state-carrying")
+                     "state-carrying, stateful twin" + ("" if why is None else f" (no fused step: {why})"))
+
+
+def carried_by_fused_step(fused, primer, num_steps, picker):
+    """One ``cpu_step.StackStep.step`` per token, the token drawn from its logits; the distributions are the
+    softmax of all the logits at the end (one call)."""
+    if fused.bits and primer.steps is None:
+        raise ValueError("the bar-position input needs the grid step of every token")
+    step = None if primer.steps is None else int(primer.steps[-1])
+    logits = numpy.empty((num_steps, fused.vocab_size), fused.dtype)
+    tokens = numpy.empty(num_steps, numpy.int64)
+    began = time.perf_counter()
+    fused.logits(out=logits[0])
+    for n in range(num_steps):
+        token = picker.pick_from_logits(logits[n])
+        step = picker.step_of(step, token)
+        tokens[n] = token
+        if n + 1 < num_steps:
+            fused.step(token, step, out=logits[n + 1])
+    probabilities = cpu_step.softmax(logits)
+    return Generated(tokens, probabilities, time.perf_counter() - began,
+                     f"state-carrying, fused step ({cpu_step.NAME})")
 
 
 def generate_window_rerun(model, encoding, primer, num_steps, picker, window):
@@ -288,13 +363,14 @@ def silence(checkpoint, qpm):
     return Primer(tokens, None if steps_of is None else steps_of(tokens), None, qpm)
 
 
-def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=False):
-    """Generated tokens after ``primer`` from a loaded checkpoint, by either method."""
+def generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun=False, step="auto"):
+    """Generated tokens after ``primer`` from a loaded checkpoint, by either method (``step``: see
+    ``generate_carrying_state``)."""
     picker = TokenPicker(checkpoint.recipe, checkpoint.tokenizer, sampling, rng, primer.tokens)
     if window_rerun:
         return generate_window_rerun(checkpoint.model, checkpoint.encoding, primer, num_steps, picker,
                                      checkpoint.config.seq_len)
-    return generate_carrying_state(checkpoint.model, checkpoint.encoding, primer, num_steps, picker)
+    return generate_carrying_state(checkpoint.model, checkpoint.encoding, primer, num_steps, picker, step)
 
 
 def greedy_versus_sampled(checkpoint_path, num_steps=evaluate_setting("generation_stats").const,
@@ -329,12 +405,14 @@ def check_midi_length(recipe, tokenizer, num_steps, primer_tokens, phase):
 
 def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("num_steps").default, sampling=None,
                              primer_path=None, primer_length=None, seed=None, window_rerun=False, include_primer=False,
-                             data=None, plot=False, wav=False, style=None, bpm=None, fill=False, log=print):
+                             data=None, plot=False, wav=False, style=None, bpm=None, fill=False, reference_step=False,
+                             log=print):
     """Load a checkpoint, pick a primer, generate ``num_steps`` tokens, write the MIDI file (and PNG, WAV).
 
     A request (``style``, ``fill``; ``bpm`` too for a checkpoint conditioned on tempo) starts from silence unless a
     ``primer_path`` is given, and tells a conditioned model those labels (``features.requested_labels``); ``bpm``
-    is always the tempo written.
+    is always the tempo written. ``reference_step``: carry the state through the stateful twin rather than the
+    fused step (``generate_carrying_state``'s ``step="twin"``).
     """
     generate_setting("num_steps").check(num_steps)
     generate_setting("primer_steps").check(primer_length)
@@ -342,6 +420,10 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
     generate_setting("style").check(style)
     generate_setting("bpm").check(bpm)
     generate_setting("fill").check(fill)
+    generate_setting("reference_step").check(reference_step)
+    if reference_step and window_rerun:
+        raise SettingError("--reference-step carries the state from token to token, --window-rerun re-runs the "
+                           "window for every token: give one of them")
     checkpoint = load_checkpoint(checkpoint_path)
     tokenizer, config = checkpoint.tokenizer, checkpoint.config
     if sampling is None:
@@ -361,7 +443,8 @@ def generate_from_checkpoint(checkpoint_path, out, num_steps=generate_setting("n
     # rests before the first note keep the output's place in the bar: a downbeat lands on a downbeat
     phase = primer.bar_phase(checkpoint.recipe, tokenizer, include_primer)
     check_midi_length(checkpoint.recipe, tokenizer, num_steps, len(primer.tokens) if include_primer else 0, phase)
-    generated = generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun)
+    generated = generate_tokens(checkpoint, primer, num_steps, sampling, rng, window_rerun,
+                                "twin" if reference_step else "auto")
 
     tokens = numpy.concatenate([primer.tokens, generated.tokens]) if include_primer else generated.tokens
     # the groove recipe draws each hit's velocity and offset inside its sampled bins: a seeded draw, from rng

@@ -245,6 +245,8 @@ GENERATE_SETTINGS = (
     Setting("seed", "seed of the primer choice and the sampling", int, minimum=0, maximum=MAX_SEED,
             default_text="random, printed"),
     Setting("window_rerun", "the tutorial's method: re-run the last --seq-len tokens for every new token", bool, False),
+    Setting("reference_step", "carry the state through the stateful twin, each layer's own forward per token (the "
+                              "reference the fused single-token step is tested against)", bool, False),
     Setting("plot", "also write a PNG drum grid / piano roll beside --out", bool, False),
     Setting("wav", "also render a WAV with fluidsynth (if installed)", bool, False),
     Setting("data", "where the validation split is, if not where the checkpoint was trained",
