@@ -10,6 +10,7 @@ computes, and the same bits run after run for a given thread count.
   is back afterwards; ``model.summary()`` names the shards.
 """
 import functools
+import multiprocessing
 import threading
 
 import numpy
@@ -293,3 +294,14 @@ def test_deeprnn_train_with_threads_gives_the_same_weights_every_run(groove, tmp
     for a, b, c in zip(first, second, one):
         numpy.testing.assert_array_equal(a, b)
         assert relative_error(a, c) < 1e-4
+
+
+def test_a_forked_child_makes_its_own_shard_threads(threads):
+    """After a fork the parent's shard threads are gone: the child's sharded call still runs (and returns)."""
+    threads(2)
+    layer = layers.LSTM(4, return_sequences=True)
+    x = numpy.ones((4, 3, 2), "float32")
+    expected = layer(x)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(layer, (x,)).get(timeout=60)
+    numpy.testing.assert_array_equal(got, expected)

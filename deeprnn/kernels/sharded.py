@@ -27,6 +27,7 @@ shards (one row each); one shard is the kernel called directly, in the caller's 
 Not for calls from several threads at once: the BLAS setting and the shard threads are the process's.
 """
 import functools
+import os
 import weakref
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -47,6 +48,15 @@ ShardedCache = namedtuple("ShardedCache", "rows caches shape")   # shape: xw's (
 _threads = 1
 _pool = None          # the shard threads beside the caller's: a ThreadPoolExecutor of _threads - 1 workers
 _shard_workspaces = weakref.WeakKeyDictionary()   # a layer's workspace -> its shards' workspaces
+
+
+def _forget_pool():
+    """In a forked child: the parent's shard threads do not exist there, so the next call makes new ones."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def set_num_threads(n):
