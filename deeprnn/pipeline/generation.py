@@ -198,6 +198,9 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker, step="au
     """
     if step not in STEPS:
         raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+    twin = stateful_twin(model)
+    twin.reset_states()
+    probs = twin(encode_context(encoding, primer.tokens, primer.steps, primer.labels))  # checks the input, too
     fused, why = None, None
     if step != "twin":
         try:
@@ -206,9 +209,6 @@ def generate_carrying_state(model, encoding, primer, num_steps, picker, step="au
             if step == "fused":
                 raise
             why = str(error)
-    twin = stateful_twin(model)
-    twin.reset_states()
-    probs = twin(encode_context(encoding, primer.tokens, primer.steps, primer.labels))
     if fused is None:
         return carried_by_twin(twin, probs, encoding, primer, num_steps, picker, why)
     # the primer ran through the twin's sequence kernels; the fused step continues from the state it left
