@@ -149,6 +149,20 @@ def test_the_counter_table_holds_step_counter_embeddings_features():
     numpy.testing.assert_array_equal(features, cpu_step.counters(3)[steps % 8])
 
 
+def test_the_step_that_runs_is_named_on_each_device(device):
+    """NumPy runs the fused step; on the GPU the model's weights are CuPy arrays and the twin runs, saying why."""
+    recipe, model, encoding = tiny_model()
+    primer = primer_of([DRUMS.start_token, 1, 0, 4])
+    picker = TokenPicker(recipe, DRUMS, Sampling(), numpy.random.default_rng(0))
+    generated = generate_carrying_state(model, encoding, primer, 20, picker)
+    if device == "cpu":
+        assert generated.method == "state-carrying, fused step (cpu_step)"
+    else:
+        assert generated.method == ("state-carrying, stateful twin (no fused step: the fused step runs on NumPy "
+                                    "arrays; this model's weights are on the GPU)")
+    assert len(generated.tokens) == 20
+
+
 def unsupported_model():
     """Embedding -> GRU(reset_after=False) -> Dense(softmax): a GRU variant the fused step does not compute."""
     backend.set_seed(0)
