@@ -1,21 +1,26 @@
 """CPU speed of deeprnn's NumPy path against PyTorch's CPU twins (and Keras 3 on the torch backend), at one thread
-and at all cores: every goal of issue 13 measured the same way.
+and at all cores: every goal of issue 23 (and of issue 13 before it) measured the same way.
 
     python benchmarks/bench_cpu.py --skip keras           # the full run: about 7 minutes on a quiet 2-core machine
     python benchmarks/bench_cpu.py --quick --skip keras   # smoke run: every case once, fewest steps; no real numbers
-    python benchmarks/bench_cpu.py --threads 1 --skip generate reference   # a subset
+    python benchmarks/bench_cpu.py --threads 1 --skip generate reference recipe   # a subset
 
 What is compared (benchmarks/cpu_models.py builds the models):
 - the tutorial's training step (recurrent dropout 0.3 on ours, none on PyTorch's nn.LSTM, which has none);
 - the drums model's training step per cell, Embedding(515, 64) -> cell(256) x2 -> Dense(515) logits with
   sparse cross-entropy from logits: LSTM vs nn.LSTM, GRU (reset_after=True) vs nn.GRU, SimpleRNN vs nn.RNN(tanh);
-- generation on the drums LSTM model through the pipeline: ``generation.generate_carrying_state`` (what ``deeprnn
-  generate`` runs: the stateful twin called one token per call, the recipe's sampler), in ms per token; the twin's
-  call alone against PyTorch's nn.LSTM stepped with its (h, c) carried; the pipeline's window re-run for scale.
+- generation through the pipeline, on the drums recipe's own model (bar-position input): ``generation.
+  generate_carrying_state`` as ``deeprnn generate`` runs it (the fused step where it computes the model, the
+  recipe's sampler), in ms per token, against the same with the stateful twin (``step="twin"``, its reference); on
+  the drums LSTM model, the twin's call alone against PyTorch's nn.LSTM stepped with its (h, c) carried; the
+  pipeline's window re-run for scale;
+- the drums recipe's epoch: seconds of one epoch of ``deeprnn train`` (make train's flags, the data of ``--data`` or
+  $DEEPRNN_GROOVE) at ``--threads 1`` and at each other count, and the epochs that fit 15 minutes.
 
-Every ratio is taken at each thread count of ``--threads`` (default: 1 and all cores), both sides set the same way:
-OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS in the worker's environment and torch.set_num_threads in
-the worker. Each measurement runs in its own process (benchmarks/cpu_worker.py): NumPy's and PyTorch's thread pools
+Every ratio is taken at each thread count N of ``--threads`` (default: 1 and all cores), both sides set the same
+way: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS = N in the worker's environment, and in the worker
+torch.set_num_threads(N) for PyTorch and dr.set_num_threads(N) for ours (our recurrent kernels in N batch shards,
+one thread each; the products outside them on N BLAS threads). Each measurement runs in its own process (benchmarks/cpu_worker.py): NumPy's and PyTorch's thread pools
 fight when they share one. The frameworks alternate A B A B, each block warmed up first, and a ratio is the median of
 the per-pair ratios of median step times, so that load from other processes moves both sides of a pair alike.
 PyTorch and Keras are optional: without them their rows say so and the rest still runs.
@@ -25,6 +30,7 @@ both in the command (``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench
 prints the kernel threadpoolctl sees.
 """
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -32,6 +38,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +46,7 @@ WORKER = os.path.join(HERE, "cpu_worker.py")
 sys.path.insert(0, HERE)
 from cpu_models import CELLS  # noqa: E402  (cpu_models imports only NumPy at module level)
 
-# issue 13's goals: ratios ours / PyTorch at every thread count, and the pipeline's generation in ms per token
+# issue 23's goals: ratios ours / PyTorch at every thread count, and the pipeline's generation in ms per token
 GOALS = {"tutorial": 1.1, **{f"drums-{cell}": 1.1 for cell in CELLS}, "generation_ms_per_token": 0.15}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -58,6 +65,23 @@ def run_worker(case, impl, steps, warmup, threads, *options):
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def recipe_epoch(threads, data, max_files, folder):
+    """Seconds of one epoch of ``deeprnn train`` (the drums recipe, make train's flags but --epochs 1) with
+    ``--threads threads``, from its history.csv; and the line train starts with (what the threads do)."""
+    out = os.path.join(folder, f"threads-{threads}")
+    command = [sys.executable, "-m", "deeprnn", "train", "--out", out, "--epochs", "1", "--seed", "0", "--quiet",
+               "--data", data, "--threads", str(threads)] + (["--max-files", str(max_files)] if max_files else [])
+    # deeprnn train sets its own BLAS threads (--blas-threads, as make train runs it): no thread variables
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+    with open(os.path.join(out, "history.csv")) as f:
+        epoch = list(csv.DictReader(f))[-1]
+    said = next((line for line in done.stdout.splitlines() if line.startswith("threads:")), "threads: ?")
+    return float(epoch["seconds"]), said
 
 
 def median_ms(result):
@@ -118,9 +142,9 @@ def settings(args):
     """Rounds, steps and warm-up of every kind of block; --quick takes the fewest that still run every case."""
     if args.quick:
         return dict(rounds=1, steps=2, warmup=1, keras_steps=1, reference_steps=1, gen_blocks=2, gen_tokens=20,
-                    gen_steps=20, gen_warmup=5, window_blocks=1)
+                    gen_steps=20, gen_warmup=5, window_blocks=1, recipe_files=6)
     return dict(rounds=args.rounds, steps=args.steps, warmup=3, keras_steps=3, reference_steps=4, gen_blocks=10,
-                gen_tokens=200, gen_steps=300, gen_warmup=20, window_blocks=3)
+                gen_tokens=200, gen_steps=300, gen_warmup=20, window_blocks=3, recipe_files=args.max_files)
 
 
 def main(argv=None):
@@ -132,7 +156,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: one round, fewest steps and tokens (overrides --rounds and --steps)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["torch", "keras", "reference", "tutorial", "drums", *CELLS, "generate", "memory"])
+                        choices=["torch", "keras", "reference", "tutorial", "drums", *CELLS, "generate", "recipe",
+                                 "memory"])
+    parser.add_argument("--data", default=os.environ.get("DEEPRNN_GROOVE"),
+                        help="the Groove data for the recipe's epoch (default: $DEEPRNN_GROOVE; none: skipped)")
+    parser.add_argument("--max-files", type=int, help="the recipe's epoch on at most N files per split (default: "
+                        "all, as make train; --quick takes 6)")
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.threads):
@@ -205,15 +234,21 @@ def main(argv=None):
                 versus_torch(f"drums training step, {cell}", f"drums-{cell}", "train-drums", threads,
                              ("--cell", cell))
 
-        # -- generation through the pipeline (the drums LSTM model) ---------------------------------------------------
+        # -- generation through the pipeline (the drums recipe's model) ------------------------------------------------
         if "generate" not in args.skip:
-            log(f"generation, drums LSTM model, {threads} thread(s), per token")
+            log(f"generation, the drums recipe's model (2x LSTM(256), bar position), {threads} thread(s), per token")
             tokens = ("--tokens", str(s["gen_tokens"]))
-            pipeline = run_worker("generate", "ours-pipeline", s["gen_blocks"], 1, threads, *tokens)
-            ms = median_ms(pipeline)
-            row("generation through the pipeline (generate_carrying_state, sampling)", threads,
+            pipeline, twin_path, ratios = alternate("generate", "ours-pipeline", "ours-pipeline-twin", s["rounds"],
+                                                    threads, s["gen_blocks"], 1, s["gen_blocks"], 1, tokens, log)
+            ms = statistics.median(map(median_ms, pipeline))
+            method = ", ".join(pipeline[0].get("method", ["?"]))
+            row(f"generation through the pipeline (generate_carrying_state, sampling: {method})", threads,
                 f"{ms:.3f} ms/token", "-", "-", verdict(ms, GOALS["generation_ms_per_token"], " ms"))
-            record[f"generate-pipeline@{threads}"] = pipeline
+            row("generation through the pipeline, the stateful twin (step=\"twin\", the fused step's reference)",
+                threads, f"{ms:.3f} ms/token", f"twin {statistics.median(map(median_ms, twin_path)):.3f} ms/token",
+                f"{statistics.median(ratios):.2f}x", "the fused step's gain")
+            record[f"generate-pipeline@{threads}"] = {"ours-pipeline": pipeline, "ours-pipeline-twin": twin_path,
+                                                      "ratios": ratios}
             if torch_ok:
                 twin, torch_state, ratios = alternate("generate", "ours-twin", "torch-state", s["rounds"], threads,
                                                       s["gen_steps"], s["gen_warmup"], s["gen_steps"],
@@ -234,6 +269,33 @@ def main(argv=None):
             row("generation, window re-run through the pipeline (generate_window_rerun, 64 tokens)", threads,
                 f"{median_ms(window):.2f} ms/token", "-", f"{median_ms(window) / ms:.0f}x the state-carrying")
             record[f"generate-window@{threads}"] = window
+
+    # -- the drums recipe's epoch through deeprnn train, at 1 thread and at each other count ----------------------------
+    if "recipe" not in args.skip:
+        if not args.data:
+            row("drums recipe: one epoch of deeprnn train", "-", "skipped: no data (--data or DEEPRNN_GROOVE)")
+        else:
+            counts = sorted({1, *args.threads})
+            log(f"drums recipe: one epoch of deeprnn train --threads N (make train's other flags), N = "
+                f"{', '.join(map(str, counts))}; data {args.data}"
+                + (f", --max-files {s['recipe_files']}" if s["recipe_files"] else ""))
+            seconds = {}
+            with tempfile.TemporaryDirectory(prefix="bench_cpu_recipe_") as folder:
+                for threads in counts:
+                    seconds[threads], said = recipe_epoch(threads, args.data, s["recipe_files"], folder)
+                    log(f"  --threads {threads}: {seconds[threads]:.1f} s per epoch ({said})")
+            for threads in counts:
+                faster = seconds[1] / seconds[threads]
+                step = record.get(f"drums-lstm@{threads}"), record.get("drums-lstm@1")
+                goal = "" if threads == 1 else f"up by the cores' factor ({threads} cores"
+                if threads > 1 and all(step):
+                    step_factor = (statistics.median(map(median_ms, step[1]["ours"]))
+                                   / statistics.median(map(median_ms, step[0]["ours"])))
+                    goal += f"; the drums LSTM step above: {step_factor:.2f}x"
+                row("drums recipe: one epoch of deeprnn train, epochs in 15 minutes", threads,
+                    f"{seconds[threads]:.1f} s, {900 / seconds[threads]:.1f} epochs", "-",
+                    "-" if threads == 1 else f"{faster:.2f}x the epochs of 1 thread", goal + (")" if goal else ""))
+                record[f"recipe-epoch@{threads}"] = seconds[threads]
 
     # -- memory (the first thread count's runs) -----------------------------------------------------------------------
     if "memory" not in args.skip:

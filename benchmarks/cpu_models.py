@@ -10,6 +10,10 @@
   fused kernel of each cell). The PyTorch twins are ``nn.LSTM``, ``nn.GRU`` (Keras's ``reset_after=True``
   formulation, our GRU's default) and ``nn.RNN`` (tanh), with ``CrossEntropyLoss`` on the logits.
 
+- generation: the drums recipe's own model as ``deeprnn train`` builds it with the recipe's defaults (bar-position
+  counters beside the token, 2 x LSTM(256) with dropout, Dense logits) and its input encoding, with the weights it
+  is initialized with: what ``deeprnn generate`` runs on a drums checkpoint.
+
 Every Adam is Keras's: learning rate 1e-3, epsilon 1e-7 (PyTorch's default epsilon is 1e-8; it is set to match).
 """
 import numpy
@@ -85,6 +89,18 @@ def ours_drums(cell="lstm", implementation="auto"):
     model.build((None, None))
     model.compile(optimizer="adam", loss=dr.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
+
+
+def recipe_drums(seed=0):
+    """The drums recipe's model with the recipe's defaults: (recipe, model, input encoding, tokenizer)."""
+    from deeprnn import backend
+    from deeprnn.pipeline.recipes import TrainConfig, get_recipe
+    config = TrainConfig(recipe="drums").resolved()
+    recipe = get_recipe("drums")
+    tokenizer = recipe.make_tokenizer()
+    backend.set_seed(seed)
+    model = recipe.build_model(config, tokenizer.vocab_size)
+    return recipe, model, recipe.input_encoding(config, tokenizer.vocab_size), tokenizer
 
 
 def implementations(model):

@@ -7,14 +7,18 @@
 Cases and implementations:
 - train-tutorial: ours, reference (our layers with implementation="reference"), torch, keras;
 - train-drums --cell lstm|gru|simple_rnn: ours, torch;
-- generate (the drums LSTM model): ours-pipeline (``generation.generate_carrying_state``, the path of ``deeprnn
-  generate``: the stateful twin called one token per call, sampling as the drums recipe does), ours-twin (the twin's
-  call alone, greedy), torch-state (the PyTorch twin stepped one token per call with its (h, c) carried, greedy),
-  ours-window (``generation.generate_window_rerun``, 64 tokens re-run per token).
+- generate: ours-pipeline (``generation.generate_carrying_state`` as ``deeprnn generate`` runs it, on the drums
+  recipe's own model with its bar-position input, sampling as the recipe does: the fused step where it computes the
+  model), ours-pipeline-twin (the same with ``step="twin"``: the stateful twin called once per token, the fused
+  step's reference), ours-window (``generation.generate_window_rerun``, 64 tokens re-run per token); and on the
+  drums LSTM model of train-drums: ours-twin (the twin's call alone, greedy) against torch-state (the PyTorch twin
+  stepped one token per call with its (h, c) carried, greedy).
 
---threads sets torch.set_num_threads here; the BLAS/OpenMP pools read OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
-MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the environment of every worker (the JSON line reports
-the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
+--threads N: ``torch.set_num_threads(N)`` for PyTorch; ``dr.set_num_threads(N)`` for ours (each recurrent layer's
+kernel in N batch shards, one thread each: what ``deeprnn train --threads N`` sets). The BLAS/OpenMP pools read
+OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the
+environment of every worker: our products outside the shards (input projection, dW, dx, the head) run on that many
+BLAS threads (the JSON line reports the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
 kernel and threads. NumPy and PyTorch are never timed in one process: their thread pools fight (see
 docs/performance.md).
 """
@@ -54,6 +58,14 @@ def timed(step, steps, warmup):
     return times
 
 
+def ours_threads(threads):
+    """Our recurrent layers in ``threads`` batch shards (dr.set_num_threads); what the record says ran."""
+    import deeprnn as dr
+    if threads:
+        dr.set_num_threads(threads)
+    return {"shards": dr.get_num_threads()}
+
+
 def torch_threads(threads):
     import torch
     if threads:
@@ -62,8 +74,9 @@ def torch_threads(threads):
 
 
 # -- training steps --------------------------------------------------------------------------------------------------
-def ours_training(model, batches, steps, warmup):
+def ours_training(model, batches, steps, warmup, threads):
     import tracemalloc
+    shards = ours_threads(threads)
     state = {"k": 0}
 
     def step():
@@ -80,7 +93,8 @@ def ours_training(model, batches, steps, warmup):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     kept = sum(b.nbytes for ws in workspace._WORKSPACES.values() for pool in ws.pools.values() for b in pool)
-    return times, {"step_peak_mb": (peak + kept) / 2 ** 20, "implementations": cpu_models.implementations(model)}
+    return times, {"step_peak_mb": (peak + kept) / 2 ** 20, "implementations": cpu_models.implementations(model),
+                   **shards}
 
 
 def torch_training(model, optimizer, batches, steps, warmup, labels, threads):
@@ -124,48 +138,53 @@ def primer_tokens(length=64, seed=0):
     return numpy.random.default_rng(seed).integers(1, DrumGridTokenizer().start_token, size=length)
 
 
-def pipeline_generation(impl, blocks, warmup, tokens):
-    """Each block is one call of the pipeline's generator for ``tokens`` tokens; its per-token time is the one
-    ``deeprnn generate`` reports (``Generated.ms_per_token``: the primer and the twin's construction excluded)."""
+def pipeline_generation(impl, blocks, warmup, tokens, threads):
+    """Each block is one call of the pipeline's generator for ``tokens`` tokens on the drums recipe's model; its
+    per-token time is the one ``deeprnn generate`` reports (``Generated.ms_per_token``: the primer and the twin's
+    or the fused step's construction excluded)."""
     import numpy
-    from deeprnn.music.drum_grid import DrumGridTokenizer
     from deeprnn.pipeline import generation
-    from deeprnn.pipeline.features import TokenInput
-    from deeprnn.pipeline.recipes import DrumsRecipe
-    model = cpu_models.ours_drums("lstm")
-    primer = generation.Primer(tokens=primer_tokens(), steps=None, source=None)
+    from deeprnn.pipeline.features import grid_steps
+    shards = ours_threads(threads)
+    recipe, model, encoding, tokenizer = cpu_models.recipe_drums()
+    tokens_in = primer_tokens()
+    primer = generation.Primer(tokens=tokens_in, steps=grid_steps(tokens_in, tokenizer.start_token), source=None)
     rng = numpy.random.default_rng(0)
+    methods = set()
 
     def block():
-        picker = generation.TokenPicker(DrumsRecipe(), DrumGridTokenizer(), generation.Sampling(), rng,
-                                        primer.tokens)
-        if impl == "ours-pipeline":
-            made = generation.generate_carrying_state(model, TokenInput(), primer, tokens, picker)
-        else:
-            made = generation.generate_window_rerun(model, TokenInput(), primer, tokens, picker,
+        picker = generation.TokenPicker(recipe, tokenizer, generation.Sampling(), rng, primer.tokens)
+        if impl == "ours-window":
+            made = generation.generate_window_rerun(model, encoding, primer, tokens, picker,
                                                     window=cpu_models.DRUMS["seq"])
+        else:
+            step = "twin" if impl == "ours-pipeline-twin" else "auto"
+            made = generation.generate_carrying_state(model, encoding, primer, tokens, picker, step=step)
+        methods.add(made.method)
         return made.seconds / len(made.tokens)
 
     for _ in range(warmup):
         block()
-    return [block() for _ in range(blocks)], {"tokens_per_block": tokens,
-                                              "implementations": cpu_models.implementations(model)}
+    times = [block() for _ in range(blocks)]
+    return times, {"tokens_per_block": tokens, "method": sorted(methods), **shards,
+                   "implementations": cpu_models.implementations(model)}
 
 
 def generation(impl, steps, warmup, tokens, threads):
     import numpy
-    if impl in ("ours-pipeline", "ours-window"):
-        return pipeline_generation(impl, steps, warmup, tokens)
+    if impl in ("ours-pipeline", "ours-pipeline-twin", "ours-window"):
+        return pipeline_generation(impl, steps, warmup, tokens, threads)
     primer = primer_tokens()
     state = {"token": int(primer[-1])}
     if impl == "ours-twin":
         from deeprnn.pipeline.generation import last_distribution
         from deeprnn.pipeline.stepping import stateful_twin
+        shards = ours_threads(threads)
         model = cpu_models.ours_drums("lstm")
         twin = stateful_twin(model)
         twin.reset_states()
         twin(primer[None])
-        extra = {"implementations": cpu_models.implementations(twin)}
+        extra = {"implementations": cpu_models.implementations(twin), **shards}
 
         def step():  # what generate_carrying_state does per token, greedy instead of its sampler
             probs = twin(numpy.array([[state["token"]]]))
@@ -193,11 +212,13 @@ def main(argv=None):
     parser.add_argument("case", choices=["train-tutorial", "train-drums", "generate"])
     parser.add_argument("impl")
     parser.add_argument("--cell", choices=cpu_models.CELLS, default="lstm", help="train-drums: the recurrent cell")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (generate: tokens, or for ours-pipeline "
-                        "and ours-window, blocks of --tokens tokens)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (generate: tokens, or for ours-pipeline, "
+                        "ours-pipeline-twin and ours-window, blocks of --tokens tokens)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--tokens", type=int, default=100, help="tokens per block of ours-pipeline and ours-window")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (set the BLAS/OpenMP variables too)")
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per block of ours-pipeline(-twin) and "
+                        "ours-window")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for PyTorch, dr.set_num_threads for ours "
+                        "(set the BLAS/OpenMP variables too)")
     args = parser.parse_args(argv)
     if args.impl.startswith("keras"):
         os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -209,7 +230,7 @@ def main(argv=None):
         batches = cpu_models.tutorial_batches()
         if args.impl in ("ours", "reference"):
             model = cpu_models.ours_tutorial(implementation="auto" if args.impl == "ours" else "reference")
-            times, extra = ours_training(model, batches, args.steps, args.warmup)
+            times, extra = ours_training(model, batches, args.steps, args.warmup, args.threads)
         elif args.impl == "torch":
             model, optimizer = cpu_models.torch_tutorial()
             times, extra = torch_training(model, optimizer, batches, args.steps, args.warmup,
@@ -223,7 +244,8 @@ def main(argv=None):
     else:
         batches = cpu_models.drums_batches()
         if args.impl == "ours":
-            times, extra = ours_training(cpu_models.ours_drums(args.cell), batches, args.steps, args.warmup)
+            times, extra = ours_training(cpu_models.ours_drums(args.cell), batches, args.steps, args.warmup,
+                                         args.threads)
         elif args.impl == "torch":
             model, optimizer = cpu_models.torch_drums(args.cell)
             times, extra = torch_training(model, optimizer, batches, args.steps, args.warmup, labels=lambda y: y,
