@@ -1,5 +1,7 @@
 """deeprnn sweep on Optuna's embedded journal: the space file, the pruning callback, the storage's lock and
 heartbeat, and whole sweeps of tiny trials with two worker processes (a pruned trial, seeds, a kill -9)."""
+import importlib.util
+import math
 import os
 import re
 import signal
@@ -8,6 +10,7 @@ import sys
 import time
 import tomllib
 import types
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +160,21 @@ def test_sweep_with_two_workers_prunes_the_hopeless_trial_and_reruns_the_best_wi
     assert shown[0].startswith("search 4 done: 3 complete, 1 pruned") and shown[1:1 + len(text)] == text
     assert (out / "table.md").read_text().splitlines() == text
     assert {path.name for path in out.glob("*.png")} == {"history.png", "importance.png", "parallel.png"}
+
+    # examples/compare_pruners.py reads the same study: trials in finishing order, the pruned one with its best loss
+    compare = load_example("compare_pruners")
+    finished = compare.finished_trials(out)
+    assert len(finished) == 4 and sum(pruned for _, _, pruned in finished) == 1
+    total = sum(minutes for minutes, _, _ in finished)
+    assert compare.best_within(finished, total) == (min(loss for _, loss, _ in finished), 4)
+    assert compare.best_within(finished, 0.0) == (math.inf, 0)
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def sweep_command(out, space, trials, *extra):
