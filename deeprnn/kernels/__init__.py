@@ -31,4 +31,9 @@ gradient of h U + b_rec, whose sum over t and B is b_rec's gradient (``GRU.bias_
 
 A layer lists the kernels that may run its loops (``LSTM.fused_kernels``) and chooses among them by its
 ``implementation`` argument; nothing here is selected silently.
+
+``cpu_step.py`` is of another kind: not one layer's sequence loops but one generated token through a whole served
+model (embedding, recurrent layers, head) and its sampler, fused for a batch of one. It takes the weights as arrays
+in Keras's layouts (``pipeline/stepping.fused_step`` reads them from a model and says why where it cannot), and
+generation chooses it visibly, beside its reference, the stateful twin.
 """
