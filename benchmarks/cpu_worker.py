@@ -15,7 +15,8 @@ Cases and implementations:
   stepped one token per call with its (h, c) carried, greedy).
 
 --threads N: ``torch.set_num_threads(N)`` for PyTorch; ``dr.set_num_threads(N)`` for ours (each recurrent layer's
-kernel in N batch shards, one thread each: what ``deeprnn train --threads N`` sets). The BLAS/OpenMP pools read
+kernel in N batch shards, one thread each: what ``deeprnn train --threads N`` sets), and ours keeps freed memory for
+reuse as every ``deeprnn`` command does (``deeprnn.memory.keep_freed_memory``). The BLAS/OpenMP pools read
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the
 environment of every worker: our products outside the shards (input projection, dW, dx, the head) run on that many
 BLAS threads (the JSON line reports the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
@@ -59,11 +60,13 @@ def timed(step, steps, warmup):
 
 
 def ours_threads(threads):
-    """Our recurrent layers in ``threads`` batch shards (dr.set_num_threads); what the record says ran."""
+    """This process set up as ``deeprnn`` commands set theirs (cli.main): the recurrent layers in ``threads`` batch
+    shards (dr.set_num_threads), freed memory kept for reuse (deeprnn/memory.py); what the record says ran."""
     import deeprnn as dr
+    from deeprnn.memory import keep_freed_memory
     if threads:
         dr.set_num_threads(threads)
-    return {"shards": dr.get_num_threads()}
+    return {"shards": dr.get_num_threads(), "freed_memory": keep_freed_memory() or "kept"}
 
 
 def torch_threads(threads):
