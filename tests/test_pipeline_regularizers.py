@@ -51,19 +51,21 @@ def test_the_optimizer_names_are_the_library_optimizers():
 
 
 @pytest.mark.parametrize("settings, expected", [
-    (dict(), (optimizers.Adam, None, False)),
-    (dict(optimizer="adamw"), (optimizers.AdamW, 0.004, False)),           # Keras's AdamW default
-    (dict(optimizer="adamw", weight_decay=0.05), (optimizers.AdamW, 0.05, False)),
-    (dict(weight_decay=0.05), (optimizers.Adam, 0.05, False)),             # Keras 3's Adam(weight_decay=...)
-    (dict(optimizer="adamw", ema=0.999), (optimizers.AdamW, 0.004, True)),
+    (dict(), (optimizers.AdamW, 0.051, True)),                               # the drums defaults (the sweep's)
+    (dict(optimizer="adam"), (optimizers.Adam, 0.051, True)),                # Keras 3's Adam(weight_decay=...)
+    (dict(optimizer="adamw", weight_decay=0.05, ema=0.0), (optimizers.AdamW, 0.05, False)),
+    (dict(recipe="seed"), (optimizers.Adam, None, False)),                   # the tutorial's Adam
+    (dict(recipe="seed", optimizer="adamw"), (optimizers.AdamW, 0.004, False)),  # Keras's AdamW default
+    (dict(recipe="seed", optimizer="adamw", ema=0.999), (optimizers.AdamW, 0.004, True)),
 ])
 def test_the_settings_build_keras_optimizers(settings, expected):
-    config = TrainConfig(recipe="drums", **settings).resolved()
+    config = TrainConfig(**{"recipe": "drums", **settings}).resolved()
     optimizer = make_optimizer(config)
     assert (type(optimizer), optimizer.weight_decay, optimizer.use_ema) == expected
-    assert optimizer.learning_rate == 3e-3 and optimizer.clipnorm == 1.0
+    assert optimizer.learning_rate == config.lr == (1e-3 if config.recipe == "seed" else 5.6e-3)
+    assert optimizer.clipnorm == (None if config.recipe == "seed" else 1.0)
     if config.ema:
-        assert optimizer.ema_momentum == 0.999
+        assert optimizer.ema_momentum == config.ema
 
 
 def test_adam_with_weight_decay_is_adamw_with_it():

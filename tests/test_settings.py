@@ -54,7 +54,7 @@ def mismatches(brackets):
 def test_every_train_flag_shows_in_its_help_the_default_each_recipe_really_uses(monkeypatch, capsys):
     brackets = help_brackets("train", monkeypatch, capsys)
     assert brackets["--seq-len"] == "drums 64, groove 128, seed 100"
-    assert brackets["--lr"] == "drums 0.003, groove 0.003, seed 0.001"
+    assert brackets["--lr"] == "drums 0.0056, groove 0.0056, seed 0.001"
     assert mismatches(brackets) == []
 
 
