@@ -51,6 +51,8 @@ SIGMOID = slice(0, 3)      # o, i, f
 DC_GATES = slice(1, 4)     # i, f, g: dz = dc * (...); Keras's blocks 0:3 in the same order
 # sigmoid(z) = (1 + tanh(z/2)) / 2: the sigmoid gates' pre-activations are halved
 HALF = numpy.array([0.5, 0.5, 0.5, 1.0]).reshape(4, 1, 1)
+# rows of U copied per call by ``transposed`` (4, 8, 16, 32 measured: 8 fastest)
+TRANSPOSE_ROWS = 8
 # timesteps whose gradient factors the backward computes in one go (4 x CHUNK x B x H floats: ~1.3 MB at the
 # tutorial's sizes, so a chunk stays in the 2 MB L2 cache)
 CHUNK = 10
@@ -65,10 +67,17 @@ def gate_major(M):
     return numpy.ascontiguousarray(M.reshape(R, 4, H).transpose(1, 0, 2)[ORDER])
 
 
-def keras_transposed_blocks(U):
-    """(H, 4H) -> (4, H, H) in Keras's gate order, block k = U_k^T (what dh = dz_k U_k^T multiplies by)."""
-    H = U.shape[0]
-    return numpy.ascontiguousarray(U.reshape(H, 4, H).transpose(1, 2, 0))
+def transposed(M):
+    """M.T as a contiguous array, copied TRANSPOSE_ROWS rows of M at a time.
+
+    (H, 4H) -> (4H, H): rows k*H .. (k+1)*H are U_k^T, so ``transposed(U).reshape(4, H, H)`` is the per-gate blocks
+    in Keras's order. Measured (256, 1024) float32, one thread: 0.20 ms, against 0.77 ms for
+    ``numpy.ascontiguousarray(M.T)``, whose copy walks M's columns across the whole array.
+    """
+    MT = numpy.empty(M.shape[::-1], dtype=M.dtype)
+    for j in range(0, M.shape[0], TRANSPOSE_ROWS):
+        numpy.copyto(MT[:, j:j + TRANSPOSE_ROWS], M[j:j + TRANSPOSE_ROWS].T)
+    return MT
 
 
 # -- forward ---------------------------------------------------------------------------------------------------------
@@ -143,10 +152,9 @@ def backward(dhs, d_final, cache, U, ws):
     dh = numpy.array(d_final[0], dtype=dtype)          # copies: the loop updates both in place
     dc = numpy.array(d_final[1], dtype=dtype)
     recurrent_mask = cache.recurrent_mask
-    if recurrent_mask is None:   # dh_{t-1} = dz U^T, one product with U^T (4H, H)
-        UT = numpy.ascontiguousarray(U.T)
-    else:                        # dh_{t-1} = sum_k (dz_k U_k^T) * mask_k, a batched (4, B, H) @ (4, H, H) product
-        UT = keras_transposed_blocks(U)
+    # dh_{t-1} = dz U^T, one product with U^T (4H, H); with masks sum_k (dz_k U_k^T) * mask_k, a batched
+    # (4, B, H) @ (4, H, H) product with U^T's row blocks
+    UT = transposed(U) if recurrent_mask is None else transposed(U).reshape(4, H, H)
 
     # dz[t] (B, 4, H), Keras's order: dz.reshape(T * B, 4H) feeds dW, dU and dx as single products; inside the
     # loop, dz[t] seen gate-major (4, B, H) is written block by block

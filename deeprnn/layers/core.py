@@ -83,7 +83,9 @@ class Dense(Layer):
         x2 = cache.x.reshape(-1, cache.x.shape[-1])
         dz2 = dz.reshape(-1, self.units)
         dW = x2.T @ dz2
-        dx = dz @ self.W.value.T
+        # one product over all B*T rows: dz @ W.T on a 3-D dz runs one product per sample (the drums head's dx,
+        # (32, 64, 515) @ (515, 256): 7.6 ms against 5.6 ms as one (2048, 515) @ (515, 256) product, one thread)
+        dx = (dz2 @ self.W.value.T).reshape(dz.shape[:-1] + (self.W.shape[0],))
         grads = [dW, dz2.sum(axis=0)] if self.use_bias else [dW]
         return Backward(dx, grads)
 
