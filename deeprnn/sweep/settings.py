@@ -30,8 +30,11 @@ SWEEP_SETTINGS = (
             maximum=1024, metavar="N", default_text="the cores"),
     Setting("storage", "a database URL shared by machines, e.g. postgresql+psycopg://USER:PASSWORD@HOST:5432/DB",
             metavar="URL", default_text="the journal file FOLDER/journal.log"),
-    Setting("pruner", "stop hopeless trials: median (below the finished trials' median at the same epoch), "
-                      "hyperband, or none", choices=PRUNER_NAMES, default="median"),
+    # hyperband: in the measured comparison (docs/sweeps.md, "Which pruner") it found the better configuration
+    # in less time than the median pruner
+    Setting("pruner", "stop hopeless trials: hyperband (successive halving over brackets of epochs), median (below "
+                      "the finished trials' median at the same epoch), or none", choices=PRUNER_NAMES,
+            default="hyperband"),
     Setting("pruner_warmup", "epochs a trial trains before it may be pruned (median; hyperband's minimum)", int, 2,
             minimum=0, maximum=100_000, metavar="EPOCHS"),
     Setting("pruner_startup", "finished trials before the median pruner compares with them", int, 5, minimum=0,
