@@ -209,10 +209,14 @@ MACHINE_SETTINGS = (
     # were trained with one. 1024: more threads than any machine's cores.
     Setting("blas_threads", "threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core)", int, 1,
             minimum=0, maximum=1024, metavar="N"),
-    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards, one thread each (kernels/sharded.py);
-    # the default is 1 until measured faster on a quiet machine (docs/performance.md, "Every core")
+    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards, one thread each (kernels/sharded.py).
+    # Measured 2026-12-06 on the 2-core machine (docs/performance.md, "Every core"), the drums recipe's epoch on the
+    # full data: 24.6 s with --threads 2 against 26.3 s with 1 (both --blas-threads 1; 42.5 s with --threads 1
+    # --blas-threads 2, other jobs running). More than 2 shards is not measured, and on paper the GIL caps them, so
+    # the default is 2 where there are 2 cores or more.
     Setting("threads", "CPU threads of the recurrent layers: each runs its batch in N shards, one thread and one BLAS "
-                       "thread each (dr.set_num_threads)", int, 1, minimum=1, maximum=1024, metavar="N"),
+                       "thread each (dr.set_num_threads)", int, min(os.cpu_count() or 1, 2), minimum=1, maximum=1024,
+            metavar="N", default_text="2, or 1 on a 1-core machine"),
 )
 
 # --- train: how this invocation runs, not part of the run's config ------------------------------------------------
