@@ -7,11 +7,12 @@ its own workspace; the results join:
     hs, final state, dxw, dzh, d_initial_state: the shards' rows side by side (B = B_0 + ... + B_{S-1})
     dU = ((dU_0 + dU_1) + dU_2) + ...: summed in shard order, so a given S gives the same bits run after run
 
-Why shards and not more BLAS threads (measured on the 2-core machine, docs/performance.md, "Every core"): OpenBLAS
-splits each small per-step product, (32, 256) @ (256, 1024), across its threads and gains little from a second one,
-while two shards each doing (16, 256) @ (256, 1024) on one BLAS thread run side by side. NumPy releases the GIL in
-BLAS calls and ufunc loops, so the shards' arithmetic overlaps; only their Python (a few microseconds per NumPy call)
-takes turns.
+What two shards buy, measured on the 2-core machine (docs/performance.md, "Every core", 2026-12-06): a drums LSTM
+training step 178 -> 161 ms, an epoch of the drums recipe 26.3 -> 24.6 s. Less than OpenBLAS's two threads buy on
+an idle machine (the step 178 -> 123 ms): NumPy releases the GIL in BLAS calls and ufunc loops, so the shards'
+arithmetic overlaps, but their Python (about 18 us per step) takes turns, and every NumPy call hands the GIL over.
+With another job on one core, though, two BLAS threads fell apart (the epoch 42.5 s: each per-step product waits for
+its second thread) while the shards, which never wait for each other inside a step, stayed ahead.
 
 OpenBLAS's thread count is process-wide. While shards run it is 1 (``one_blas_thread``: each shard's products stay
 on its own thread, none waits for a pool the other shard holds), and it is put back after, so the products over all
