@@ -8,8 +8,9 @@ DEEPRNN := $(VENV)/bin/deeprnn
 MUSIC_STAMP := $(VENV)/.deeprnn-music
 TEST_STAMP := $(VENV)/.deeprnn-test
 DOCS_STAMP := $(VENV)/.deeprnn-docs
-# `make train` is the README's recipe: the drums recipe for BUDGET minutes of training on the CPU (one BLAS thread,
-# which the program sets itself: --blas-threads), SEED for weights, shuffles and sampling; ARGS go to `deeprnn train`.
+# `make train` is the README's recipe: the drums recipe for BUDGET minutes of training on the CPU (one BLAS thread
+# and two batch shards, which the program sets itself: --blas-threads, --threads), SEED for weights, shuffles and
+# sampling; ARGS go to `deeprnn train`.
 OUT ?= runs/groove
 BUDGET ?= 15
 SEED ?= 0
