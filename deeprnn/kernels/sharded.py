@@ -8,11 +8,12 @@ its own workspace; the results join:
     dU = ((dU_0 + dU_1) + dU_2) + ...: summed in shard order, so a given S gives the same bits run after run
 
 What two shards buy, measured on the 2-core machine (docs/performance.md, "Every core", 2026-12-06): a drums LSTM
-training step 178 -> 161 ms and 173 -> 141 ms, an epoch of the drums recipe 26.3 -> 24.6 s and 28.0 -> 23.8 s
-(two rounds). Less than OpenBLAS's two threads buy on an idle machine (the step 178 -> 123 ms): NumPy releases the GIL in BLAS calls and ufunc loops, so the shards'
-arithmetic overlaps, but their Python (about 18 us per step) takes turns, and every NumPy call hands the GIL over.
-With another job on one core, though, two BLAS threads fell apart (the epoch 42.5 s: each per-step product waits for
-its second thread) while the shards, which never wait for each other inside a step, stayed ahead.
+training step 178 -> 161 ms and 173 -> 141 ms, an epoch of the drums recipe 26.3 -> 24.6 s and 28.0 -> 23.8 s (two
+rounds). Less than OpenBLAS's two threads buy on an idle machine (the step 178 -> 123 ms): NumPy releases the GIL in
+BLAS calls and ufunc loops, so the shards' arithmetic overlaps, but their Python (about 18 us per step) takes turns,
+and every NumPy call hands the GIL over. With another job on one core, though, two BLAS threads fell apart (the
+epoch 42.5 s: each per-step product waits for its second thread) while the shards, which never wait for each other
+inside a step, stayed ahead.
 
 OpenBLAS's thread count is process-wide. While shards run it is 1 (``one_blas_thread``: each shard's products stay
 on its own thread, none waits for a pool the other shard holds), and it is put back after, so the products over all
