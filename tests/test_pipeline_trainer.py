@@ -116,8 +116,10 @@ def test_durations_in_the_log_are_never_rounded_to_nothing():
 
 def test_patience_stops_a_run_whose_validation_loss_stops_improving_and_says_so(groove, tmp_path):
     lines = []
-    # a learning rate far too large: the validation loss stops improving within a few epochs
-    result = train(tiny(groove, epochs=12, lr=0.5, patience=1), tmp_path / "run", progress=False, log=lines.append)
+    # a learning rate far too large, and no moving average to smooth it: the validation loss stops improving
+    # within a few epochs
+    result = train(tiny(groove, epochs=12, lr=0.5, ema=0.0, patience=1), tmp_path / "run", progress=False,
+                   log=lines.append)
     losses = [row["val_loss"] for row in result.history]
     assert result.stopped == "early stopping" and len(losses) < 12, losses
     # Keras's rule with patience 1: the last epoch did not improve on the best before it, and training went no further
