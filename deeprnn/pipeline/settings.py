@@ -212,7 +212,8 @@ MACHINE_SETTINGS = (
     # N > 1: each recurrent layer's CPU kernel runs its batch in N shards, one thread each (kernels/sharded.py).
     # Measured 2026-12-06 on the 2-core machine (docs/performance.md, "Every core"), the drums recipe's epoch on the
     # full data: 24.6 s with --threads 2 against 26.3 s with 1, and 23.8 against 28.0 s in a second round (both
-    # --blas-threads 1; 42.5 s with --threads 1 --blas-threads 2, other jobs running). More than 2 shards is not measured, and on paper the GIL caps them, so
+    # --blas-threads 1; 42.5 s with --threads 1 --blas-threads 2, other jobs running); benchmarks/bench_cpu.py on the
+    # quiet machine: 23.0 s against 27.6 s. More than 2 shards is not measured, and on paper the GIL caps them, so
     # the default is 2 where there are 2 cores or more.
     Setting("threads", "CPU threads of the recurrent layers: each runs its batch in N shards, one thread and one BLAS "
                        "thread each (dr.set_num_threads)", int, min(os.cpu_count() or 1, 2), minimum=1, maximum=1024,
