@@ -72,3 +72,19 @@ def tutorial_batch(B=4, T=7, vocab=6, seed=0):
     tokens = rng.integers(0, vocab, size=(B, T + 1))
     dtype = backend.floatx()
     return (tokens[:, :T, None] / vocab).astype(dtype), numpy.eye(vocab, dtype=dtype)[tokens[:, T]]
+
+
+def random_layer_and_inputs(make, options, dtype, B, T, D, H, seed, random_bias, initial_state):
+    """``make(H, **options)`` built for (B, T, D) inputs in ``dtype``, seeded: (layer, x, initial state or None);
+    ``random_bias`` replaces the zero/one initial bias, so a bias gradient error cannot hide behind it."""
+    dr.set_floatx(dtype)
+    dr.set_seed(seed)
+    layer = make(H, **options)
+    rng = numpy.random.default_rng(seed + 1)
+    x = rng.normal(size=(B, T, D)).astype(dtype)
+    layer.ensure_built(x.shape)
+    if random_bias and layer.use_bias:
+        weights = layer.get_weights()
+        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
+    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
+    return layer, x, state

@@ -23,7 +23,8 @@ from deeprnn import backend, layers, optimizers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
 from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn
 from deeprnn.layers.recurrent import FusedUnavailable
-from lstm_cases import OPTIONS, drums_model, set_implementation, tutorial_batch, tutorial_model
+from lstm_cases import (OPTIONS, drums_model, random_layer_and_inputs, set_implementation, tutorial_batch,
+                        tutorial_model)
 
 # norm-wise relative error (gradcheck.relative_error) of the fast path against the reference
 TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
@@ -46,16 +47,7 @@ def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, trai
     Returns {'fast': (outputs, dx, grads, d_initial), 'reference': (...)} as lists of NumPy arrays.
     """
     make, kernel = CELLS[cell]
-    dr.set_floatx(dtype)
-    dr.set_seed(seed)
-    layer = make(H, **options)
-    rng = numpy.random.default_rng(seed + 1)
-    x = rng.normal(size=(B, T, D)).astype(dtype)
-    layer.ensure_built(x.shape)
-    if random_bias and layer.use_bias:
-        weights = layer.get_weights()
-        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
-    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
+    layer, x, state = random_layer_and_inputs(make, options, dtype, B, T, D, H, seed, random_bias, initial_state)
     results = {}
     for path, implementation in (("fast", "fused"), ("reference", "reference")):
         layer.implementation = implementation

@@ -23,7 +23,7 @@ from deeprnn.errors import SettingError
 from deeprnn.gradcheck import relative_error
 from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, sharded
 from deeprnn.kernels.workspace import Workspace
-from lstm_cases import OPTIONS, drums_model, set_implementation
+from lstm_cases import OPTIONS, drums_model, random_layer_and_inputs, set_implementation
 
 TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
 CELLS = {
@@ -63,16 +63,7 @@ def sharded_and_reference(cell, options, dtype, shards, threads, B=5, T=T_LONG, 
     """The layer through its kernel in ``shards`` shards and through the reference loops, with the same weights
     (a random bias), inputs, masks and upstream gradients."""
     make, kernel = CELLS[cell]
-    dr.set_floatx(dtype)
-    dr.set_seed(seed)
-    layer = make(H, **options)
-    rng = numpy.random.default_rng(seed + 1)
-    x = rng.normal(size=(B, T, D)).astype(dtype)
-    layer.ensure_built(x.shape)
-    if layer.use_bias:
-        weights = layer.get_weights()
-        layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
-    state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
+    layer, x, state = random_layer_and_inputs(make, options, dtype, B, T, D, H, seed, True, initial_state)
     results = {}
     for path, implementation, n in (("sharded", "fused", shards), ("reference", "reference", 1)):
         threads(n)
