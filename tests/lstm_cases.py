@@ -1,8 +1,11 @@
 """The LSTM options and the small models that both fused kernels (CPU and CUDA) are held to the reference on."""
+import functools
+
 import numpy
 
 import deeprnn as dr
 from deeprnn import backend, layers
+from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn
 
 OPTIONS = {
     "last output": {},
@@ -88,3 +91,15 @@ def random_layer_and_inputs(make, options, dtype, B, T, D, H, seed, random_bias,
         layer.set_weights(weights[:2] + [rng.normal(scale=0.5, size=weights[2].shape).astype(dtype)])
     state = [rng.normal(size=(B, H)).astype(dtype) for _ in range(layer.state_size)] if initial_state else None
     return layer, x, state
+
+
+# norm-wise relative error (gradcheck.relative_error) of a fast path against the reference
+TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
+
+# cell name -> (layer factory, the CPU kernel its fused path runs)
+CELLS = {
+    "lstm": (layers.LSTM, cpu_lstm),
+    "gru": (functools.partial(layers.GRU, reset_after=True), cpu_gru),
+    "gru_reset_before": (functools.partial(layers.GRU, reset_after=False), cpu_gru),
+    "simple_rnn": (layers.SimpleRNN, cpu_simple_rnn),
+}

@@ -23,20 +23,9 @@ from deeprnn import backend, layers, optimizers
 from deeprnn.gradcheck import check_layer_gradients, check_model_gradients, relative_error
 from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn
 from deeprnn.layers.recurrent import FusedUnavailable
-from lstm_cases import (OPTIONS, drums_model, random_layer_and_inputs, set_implementation, tutorial_batch,
+from lstm_cases import (CELLS, OPTIONS, TOLERANCE, drums_model, random_layer_and_inputs, set_implementation, tutorial_batch,
                         tutorial_model)
 
-# norm-wise relative error (gradcheck.relative_error) of the fast path against the reference
-TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
-
-
-# cell name -> (layer factory, the kernel its fused path runs)
-CELLS = {
-    "lstm": (layers.LSTM, cpu_lstm),
-    "gru": (functools.partial(layers.GRU, reset_after=True), cpu_gru),
-    "gru_reset_before": (functools.partial(layers.GRU, reset_after=False), cpu_gru),
-    "simple_rnn": (layers.SimpleRNN, cpu_simple_rnn),
-}
 
 
 def lstm_both_ways(options, dtype, B=3, T=6, D=5, H=7, initial_state=False, training=True, seed=0, cell="lstm",

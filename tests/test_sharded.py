@@ -9,7 +9,6 @@ computes, and the same bits run after run for a given thread count.
 - What the threads do: the shards run in other threads, each with one BLAS thread, and the process's BLAS setting
   is back afterwards; ``model.summary()`` names the shards.
 """
-import functools
 import multiprocessing
 import threading
 
@@ -23,15 +22,8 @@ from deeprnn.errors import SettingError
 from deeprnn.gradcheck import relative_error
 from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, sharded
 from deeprnn.kernels.workspace import Workspace
-from lstm_cases import OPTIONS, drums_model, random_layer_and_inputs, set_implementation
+from lstm_cases import CELLS, OPTIONS, TOLERANCE, drums_model, random_layer_and_inputs, set_implementation
 
-TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
-CELLS = {
-    "lstm": (layers.LSTM, cpu_lstm),
-    "gru": (functools.partial(layers.GRU, reset_after=True), cpu_gru),
-    "gru_reset_before": (functools.partial(layers.GRU, reset_after=False), cpu_gru),
-    "simple_rnn": (layers.SimpleRNN, cpu_simple_rnn),
-}
 # longer than every kernel's backward chunk, so each shard crosses a chunk boundary
 T_LONG = max(cpu_lstm.CHUNK, cpu_gru.CHUNK, cpu_simple_rnn.CHUNK) + 3
 SHARD_OPTIONS = {name: OPTIONS[name] for name in ("return_state", "recurrent_dropout", "dropouts backwards",
