@@ -6,7 +6,7 @@
 """
 from . import backend, callbacks, initializers, layers, losses, optimizers
 from .backend import floatx, set_device, set_floatx, set_seed
-from .kernels.sharded import get_num_threads, set_num_threads
+from .kernels.sharded import get_num_threads, get_shard_workers, set_num_threads
 from .layers.base import clear_session
 from .model import NonFiniteLossError, Sequential
 from .saving import load_metadata, load_model
@@ -15,4 +15,4 @@ __version__ = "0.1.0"
 
 __all__ = ["backend", "callbacks", "initializers", "layers", "losses", "optimizers", "floatx", "set_device",
            "set_floatx", "set_seed", "clear_session", "Sequential", "NonFiniteLossError", "load_model", "load_metadata",
-           "get_num_threads", "set_num_threads"]
+           "get_num_threads", "get_shard_workers", "set_num_threads"]

@@ -1,5 +1,5 @@
 """Batch shards (``deeprnn/kernels/sharded.py``, chosen by ``dr.set_num_threads``) compute what the reference
-computes, and the same bits run after run for a given thread count.
+computes, and the same bits run after run for a given thread count, in worker processes and in threads alike.
 
 - Every CPU kernel (LSTM, GRU in both variants, SimpleRNN) in 1, 2 and 3 shards against the reference loops:
   outputs, final states and every gradient (weights, input, initial state), with recurrent dropout masks, initial
@@ -8,6 +8,10 @@ computes, and the same bits run after run for a given thread count.
   identical bits.
 - What the threads do: the shards run in other threads, each with one BLAS thread, and the process's BLAS setting
   is back afterwards; ``model.summary()`` names the shards.
+- What the worker processes do (``shard_processes.py``): the same bits as threads; a kernel's error in a worker
+  is raised here and the worker serves on; an interrupted call leaves no reply to be mistaken for the next one's; a
+  killed worker is an error, then replaced; the worker drops the caches and workspaces this process lets go of; the
+  arenas grow for a batch larger than they hold.
 """
 import multiprocessing
 import threading
@@ -20,7 +24,7 @@ import deeprnn as dr
 from deeprnn import backend, cli, layers
 from deeprnn.errors import SettingError
 from deeprnn.gradcheck import relative_error
-from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, sharded
+from deeprnn.kernels import cpu_gru, cpu_lstm, cpu_simple_rnn, shard_processes, sharded
 from deeprnn.kernels.workspace import Workspace
 from lstm_cases import CELLS, OPTIONS, TOLERANCE, drums_model, random_layer_and_inputs, set_implementation
 
@@ -30,11 +34,15 @@ SHARD_OPTIONS = {name: OPTIONS[name] for name in ("return_state", "recurrent_dro
                                                   "no bias")}
 
 
+WORKERS = [pytest.param("processes", marks=pytest.mark.skipif(not shard_processes.AVAILABLE,
+                                                               reason="worker processes need Linux")), "threads"]
+
+
 @pytest.fixture
 def threads():
-    """Set the shard count for one test; back to 1 afterwards."""
+    """Set the shard count (and where shards run) for one test; back to 1 and the default afterwards."""
     yield dr.set_num_threads
-    dr.set_num_threads(1)
+    dr.set_num_threads(1, sharded.DEFAULT_WORKERS)
 
 
 def run_layer(layer, x, dtype, seed, initial_state, calls=1):
@@ -51,18 +59,18 @@ def run_layer(layer, x, dtype, seed, initial_state, calls=1):
 
 
 def sharded_and_reference(cell, options, dtype, shards, threads, B=5, T=T_LONG, D=4, H=6, initial_state=True,
-                          seed=0, calls=1):
-    """The layer through its kernel in ``shards`` shards and through the reference loops, with the same weights
-    (a random bias), inputs, masks and upstream gradients."""
+                          seed=0, calls=1, workers="threads"):
+    """The layer through its kernel in ``shards`` shards (in ``workers``) and through the reference loops, with
+    the same weights (a random bias), inputs, masks and upstream gradients."""
     make, kernel = CELLS[cell]
     layer, x, state = random_layer_and_inputs(make, options, dtype, B, T, D, H, seed, True, initial_state)
     results = {}
     for path, implementation, n in (("sharded", "fused", shards), ("reference", "reference", 1)):
-        threads(n)
+        threads(n, workers)
         layer.implementation = implementation
         layer.reset_state()
         results[path], ran = run_layer(layer, x, dtype, seed, state, calls)
-        expected = None if path == "reference" else kernel if n == 1 else sharded.sharded(kernel, n)
+        expected = None if path == "reference" else kernel if n == 1 else sharded.sharded(kernel, n, workers)
         assert ran is expected
         if layer.stateful:
             results[path] += (list(layer.states),)
@@ -79,33 +87,37 @@ def assert_close(fast, reference, dtype):
             assert error < TOLERANCE[dtype], f"{name}[{k}]: relative error {error:.2e}"
 
 
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("option", list(SHARD_OPTIONS))
 @pytest.mark.parametrize("shards", [1, 2, 3])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_shards_equal_the_reference_loops(cell, shards, option, threads):
+def test_shards_equal_the_reference_loops(cell, shards, option, workers, threads):
     """B = 5 rows in 1, 2 (3 + 2 rows) and 3 (2 + 2 + 1) shards == the step functions' loops: outputs, states, dx,
     dW, dU, db and the initial state's gradient, to 1e-13 in float64 (masks and initial states included)."""
-    results = sharded_and_reference(cell, SHARD_OPTIONS[option], "float64", shards, threads)
+    results = sharded_and_reference(cell, SHARD_OPTIONS[option], "float64", shards, threads, workers=workers)
     assert_close(results["sharded"], results["reference"], "float64")
 
 
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_fewer_rows_than_shards_and_stateful_calls(cell, threads):
+def test_fewer_rows_than_shards_and_stateful_calls(cell, workers, threads):
     """B = 2 rows under 3 threads runs 2 shards of one row; a stateful layer carries the same state over two calls,
     and a one-row batch (generation) is the kernel called directly."""
     options = {"stateful": True, "recurrent_dropout": 0.3, "return_sequences": True, "return_state": True}
-    results = sharded_and_reference(cell, options, "float64", 3, threads, B=2, initial_state=False, calls=2)
+    results = sharded_and_reference(cell, options, "float64", 3, threads, B=2, initial_state=False, calls=2,
+                                    workers=workers)
     assert_close(results["sharded"], results["reference"], "float64")
     assert sharded.shard_rows(2, 3) == [slice(0, 1), slice(1, 2)]
-    results = sharded_and_reference(cell, {"return_state": True}, "float64", 3, threads, B=1)
+    results = sharded_and_reference(cell, {"return_state": True}, "float64", 3, threads, B=1, workers=workers)
     assert_close(results["sharded"], results["reference"], "float64")
 
 
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_shards_at_the_drums_widths_float32(cell, threads):
+def test_shards_at_the_drums_widths_float32(cell, workers, threads):
     """At the drums model's width (H=256, recurrent dropout) float32 round-off stays at 1e-6 in 2 shards."""
     results = sharded_and_reference(cell, {"recurrent_dropout": 0.3, "return_sequences": True}, "float32", 2,
-                                    threads, B=6, D=16, H=256)
+                                    threads, B=6, D=16, H=256, workers=workers)
     assert_close(results["sharded"], results["reference"], "float32")
 
 
@@ -126,20 +138,34 @@ def drums_training(steps=3, B=12):
     return model.get_weights()
 
 
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("n", [2, 3])
-def test_training_in_shards_gives_the_same_bits_every_run(n, threads):
+def test_training_in_shards_gives_the_same_bits_every_run(n, workers, threads):
     """Under n threads, three training steps give identical weights run after run (dU summed in a fixed order);
     and they equal the one-thread run's to float32 round-off."""
     threads(1)
     one = drums_training()
-    threads(n)
+    threads(n, workers)
     first, second = drums_training(), drums_training()
     for a, b, c in zip(first, second, one):
         numpy.testing.assert_array_equal(a, b)
         assert relative_error(a, c) < 1e-5
 
 
-def test_whole_model_gradients_in_shards_equal_reference(threads):
+@pytest.mark.skipif(not shard_processes.AVAILABLE, reason="worker processes need Linux")
+@pytest.mark.parametrize("n", [2, 3])
+def test_worker_processes_give_the_bits_of_threads(n, threads):
+    """The same kernel on the same rows with one BLAS thread: training in n worker processes gives exactly the
+    weights of training in n threads."""
+    threads(n, "threads")
+    in_threads = drums_training()
+    threads(n, "processes")
+    for a, b in zip(drums_training(), in_threads):
+        numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_whole_model_gradients_in_shards_equal_reference(workers, threads):
     """loss_and_gradients of the drums-shaped model: 2 shards == the reference loops, every gradient (float64)."""
     dr.set_floatx("float64")
     dr.set_seed(0)
@@ -147,7 +173,7 @@ def test_whole_model_gradients_in_shards_equal_reference(threads):
     tokens = numpy.random.default_rng(1).integers(0, 9, size=(5, 7))
     results = {}
     for implementation, n in (("fused", 2), ("reference", 1)):
-        threads(n)
+        threads(n, workers)
         set_implementation(model, implementation)
         backend.set_seed(11)
         results[implementation] = model.loss_and_gradients(tokens[:, :6], tokens[:, 1:], training=True)
@@ -187,9 +213,9 @@ class RecordingKernel:
 def test_shards_run_in_their_own_threads_with_one_blas_thread_each(threads):
     """3 shards: one in the caller's thread, two in shard threads, each seeing one BLAS thread; the process's two
     BLAS threads are back afterwards; hs joins the rows in order, dU sums the shards'."""
-    threads(3)
+    threads(3, "threads")
     kernel = RecordingKernel()
-    run = sharded.Sharded(kernel, 3)
+    run = sharded.Sharded(kernel, 3, "threads")
     xw = numpy.arange(2 * 7 * 4, dtype=float).reshape(2, 7, 4)
     U = numpy.zeros((4, 4))
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
@@ -209,8 +235,9 @@ def test_shards_run_in_their_own_threads_with_one_blas_thread_each(threads):
     assert after and set(after) == {2}
 
 
-def test_summary_names_the_shards_and_the_reference_is_never_sharded(threads):
-    threads(2)
+@pytest.mark.parametrize("workers", WORKERS)
+def test_summary_names_the_shards_and_the_reference_is_never_sharded(workers, threads):
+    threads(2, workers)
     model = dr.Sequential([layers.Input((5, 2)), layers.LSTM(3, return_sequences=True),
                            layers.GRU(3, return_sequences=True), layers.SimpleRNN(3, implementation="reference"),
                            layers.Dense(2)])
@@ -218,7 +245,7 @@ def test_summary_names_the_shards_and_the_reference_is_never_sharded(threads):
     model.summary(print_fn=lines.append)
     runs = [line.split("fused")[-1].strip() if "fused" in line else line.split()[-1]
             for line in lines if line.startswith(("lstm", "gru", "simple_rnn"))]
-    assert runs == ["(cpu_lstm x2 shards)", "(cpu_gru x2 shards)", "reference"]
+    assert runs == [f"(cpu_lstm x2 {workers})", f"(cpu_gru x2 {workers})", "reference"]
     threads(1)
     assert model.layers[0].describe_implementation() == "fused (cpu_lstm)"
 
@@ -228,6 +255,15 @@ def test_set_num_threads_takes_a_count(bad):
     with pytest.raises(ValueError, match="set_num_threads: n must be an integer from 1 to 1024"):
         dr.set_num_threads(bad)
     assert dr.get_num_threads() == 1
+
+
+def test_set_num_threads_takes_processes_or_threads(threads):
+    with pytest.raises(ValueError, match="set_num_threads: workers must be one of processes, threads, got 'gpu'"):
+        dr.set_num_threads(2, "gpu")
+    assert dr.get_num_threads() == 1 and dr.get_shard_workers() == sharded.DEFAULT_WORKERS
+    threads(2, "threads")
+    threads(3)                         # None keeps the choice
+    assert (dr.get_num_threads(), dr.get_shard_workers()) == (3, "threads")
 
 
 # -- the command line: --threads -------------------------------------------------------------------------------------
@@ -242,12 +278,16 @@ def test_threads_flag_sets_the_shards_for_the_command_and_train_prints_them(tmp_
     monkeypatch.setattr(cli, "train", no_work)
     assert cli.main(["train", "--threads", "2", "--blas-threads", "2", "--out", str(tmp_path / "run")]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("threads: 2 (the recurrent layers in 2 batch shards, one BLAS thread each; BLAS threads "
-                      "outside them: 2)")
+    assert out[0] == ("threads: 2 (the recurrent layers in 2 batch shards in worker processes, one BLAS thread each; "
+                      "BLAS threads outside them: 2)")
     assert seen == [2] and dr.get_num_threads() == 1
     assert cli.main(["train", "--threads", "1", "--out", str(tmp_path / "run")]) == 1
     assert capsys.readouterr().out.splitlines()[0].startswith("threads: 1 (the recurrent layers in one thread")
     assert seen == [2, 1]
+    assert cli.main(["train", "--threads", "3", "--shard-workers", "threads", "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().out.splitlines()[0].startswith("threads: 3 (the recurrent layers in 3 batch shards "
+                                                              "in threads,")
+    assert seen == [2, 1, 3] and dr.get_shard_workers() == sharded.DEFAULT_WORKERS
 
 
 @pytest.mark.parametrize("value, message", [("0", "must be an integer >= 1 and <= 1024, got 0"),

@@ -31,7 +31,8 @@ gradient of h U + b_rec, whose sum over t and B is b_rec's gradient (``GRU.bias_
 
 A layer lists the kernels that may run its loops (``LSTM.fused_kernels``) and chooses among them by its
 ``implementation`` argument; nothing here is selected silently. Under ``dr.set_num_threads(n)`` with n > 1 a CPU
-kernel runs in n batch shards, one thread each (``sharded.py``: a kernel itself, named "cpu_lstm x2 shards").
+kernel runs in n batch shards, in worker processes or threads (``sharded.py``, ``shard_processes.py``: a kernel
+itself, named "cpu_lstm x2 processes").
 
 ``cpu_step.py`` is of another kind: not one layer's sequence loops but one generated token through a whole served
 model (embedding, recurrent layers, head) and its sampler, fused for a batch of one. It takes the weights as arrays

@@ -1,35 +1,41 @@
-"""Batch shards: a CPU kernel's loops on several cores, each shard of the batch's rows in its own thread.
+"""Batch shards: a CPU kernel's loops on several cores, each shard of the batch's rows in a worker process or thread.
 
 Rows of a batch never meet in the recurrence (row b's h_t depends on row b's inputs and state alone), so the batch
-splits into S contiguous shards of rows and each runs the same kernel, forward and backward, in its own thread with
-its own workspace; the results join:
+splits into S contiguous shards of rows and each runs the same kernel, forward and backward, with its own workspace:
+the first in the caller's thread, the others in worker processes (``shard_processes.py``, the default where the OS
+allows: Linux) or in threads of this process. The results join:
 
     hs, final state, dxw, dzh, d_initial_state: the shards' rows side by side (B = B_0 + ... + B_{S-1})
     dU = ((dU_0 + dU_1) + dU_2) + ...: summed in shard order, so a given S gives the same bits run after run
 
-What two shards buy, measured on the 2-core machine (docs/performance.md, "Every core", 2026-12-06): a drums LSTM
-training step 178 -> 161 ms and 173 -> 141 ms, an epoch of the drums recipe 26.3 -> 24.6 s and 28.0 -> 23.8 s (two
-rounds). Less than OpenBLAS's two threads buy on an idle machine (the step 178 -> 123 ms): NumPy releases the GIL in
-BLAS calls and ufunc loops, so the shards' arithmetic overlaps, but their Python (about 18 us per step) takes turns,
-and every NumPy call hands the GIL over. With another job on one core, though, two BLAS threads fell apart (the
-epoch 42.5 s: each per-step product waits for its second thread) while the shards, which never wait for each other
-inside a step, stayed ahead.
+Processes and threads run the same kernel on the same rows with one BLAS thread, so they give the same bits
+(``tests/test_sharded.py``). What differs is the GIL: shard threads share it, and the kernels' loops make about 20
+NumPy calls a timestep, each handing it over; worker processes share nothing but the arrays, which cross through
+shared memory (about 1 ms of copies a layer and step at the drums sizes). Measured on the 2-core machine
+(docs/performance.md, "Every core"): the LSTM kernel alone (B 32, T 64, H 256, forward and backward) 44.5 ms on one
+thread, 32 ms in two shard threads, 29-30 ms in two processes; the drums recipe's epoch 26.3 s on one thread, 21.8 s
+in two shard threads, 21.3 s in two processes. Two shards gain no more because half a batch costs about 60% of a
+whole one: each timestep's Python and NumPy calls cost the same at any B. On more cores, threads are bound by the
+GIL (S x 18 us of Python a step, one after the other) where processes are not.
 
 OpenBLAS's thread count is process-wide. While shards run it is 1 (``one_blas_thread``: each shard's products stay
-on its own thread, none waits for a pool the other shard holds), and it is put back after, so the products over all
-timesteps outside the kernel (the input projection, dW, dx) and the rest of the model keep the BLAS threads the
-process set (``deeprnn train --blas-threads``).
+on its own thread), and it is put back after, so the products over all timesteps outside the kernel (the input
+projection, dW, dx) and the rest of the model keep the BLAS threads the process set (``deeprnn train
+--blas-threads``). Two BLAS threads there, beside shards, measured slower than one (docs/performance.md).
 
-    set_num_threads(n) / get_num_threads()     # the library-wide setting the recurrent layers read (default 1)
-    across_threads(kernel) -> kernel            # what RNN.select_kernel runs: the kernel itself, or Sharded(kernel, n)
+    set_num_threads(n, workers=None) / get_num_threads() / get_shard_workers()   # the library-wide setting
+    across_threads(kernel) -> kernel      # what RNN.select_kernel runs: the kernel itself, or a Sharded
+    stop_workers()                        # end the shard threads and processes (the next sharded call starts them)
 
 A ``Sharded`` has a kernel's interface (deeprnn/kernels/__init__.py), so ``RNN`` runs it like any kernel, and its
-``NAME`` ("cpu_lstm x2 shards") is what ``model.summary()`` shows. A batch of fewer rows than threads runs fewer
-shards (one row each); one shard is the kernel called directly, in the caller's thread (generation's B = 1).
-Not for calls from several threads at once: the BLAS setting and the shard threads are the process's.
+``NAME`` ("cpu_lstm x2 processes", "cpu_lstm x2 threads") is what ``model.summary()`` shows. A batch of fewer rows
+than threads runs fewer shards (one row each); one shard is the kernel called directly, in the caller's thread
+(generation's B = 1). Not for calls from several threads at once: the BLAS setting and the shards are the process's.
 """
+import atexit
 import functools
 import os
+import sys
 import weakref
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -37,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy
 import threadpoolctl
 
-from . import cpu_gru, cpu_lstm, cpu_simple_rnn
+from . import cpu_gru, cpu_lstm, cpu_simple_rnn, shard_processes
 from .workspace import Workspace
 
 # the kernels whose arrays live in host memory and whose rows are independent: the CPU kernels
@@ -47,33 +53,53 @@ MAX_THREADS = 1024
 
 ShardedCache = namedtuple("ShardedCache", "rows caches shape")   # shape: xw's (T, B, G*H)
 
+# where shards run: worker processes (no shared GIL; Linux) or threads of this process
+WORKERS = ("processes", "threads")
+DEFAULT_WORKERS = "processes" if shard_processes.AVAILABLE else "threads"
+
 _threads = 1
-_pool = None          # the shard threads beside the caller's: a ThreadPoolExecutor of _threads - 1 workers
+_workers = DEFAULT_WORKERS
+_runners = {}         # "processes"/"threads" -> the runner of that kind, grown to the most shards asked for yet
 _shard_workspaces = weakref.WeakKeyDictionary()   # a layer's workspace -> its shards' workspaces
 
 
-def _forget_pool():
-    """In a forked child: the parent's shard threads do not exist there, so the next call makes new ones."""
-    global _pool
-    _pool = None
+def _forget_runners():
+    """In a forked child: the parent's shard threads do not exist there and its workers are the parent's, so the
+    next call makes its own."""
+    _runners.clear()
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+os.register_at_fork(after_in_child=_forget_runners)
 
 
-def set_num_threads(n):
-    """Run the recurrent layers' CPU kernels in ``n`` batch shards, one thread each (1: the kernel as it is).
+def stop_workers():
+    """Stop the shard threads and worker processes (made again by the next sharded call); at exit too."""
+    runners = list(_runners.values())
+    _runners.clear()
+    for runner in runners:
+        runner.close()
+
+
+atexit.register(stop_workers)
+
+
+def set_num_threads(n, workers=None):
+    """Run the recurrent layers' CPU kernels in ``n`` batch shards (1: the kernel as it is), each in a worker
+    process (``workers="processes"``, the default where the OS allows: Linux) or a thread of this process
+    (``"threads"``); ``workers=None`` keeps the current choice.
 
     Like ``torch.set_num_threads``: process-wide, read by every recurrent layer when it picks its kernel.
     """
-    global _threads, _pool
+    global _threads, _workers
     if isinstance(n, bool) or not isinstance(n, (int, numpy.integer)) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be an integer from 1 to {MAX_THREADS}, got {n!r}")
-    n = int(n)
-    if n != _threads and _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
-    _threads = n
+    workers = _workers if workers is None else workers
+    if workers not in WORKERS:
+        raise ValueError(f"set_num_threads: workers must be one of {', '.join(WORKERS)}, got {workers!r}")
+    if workers == "processes" and not shard_processes.AVAILABLE:
+        raise ValueError(f"set_num_threads: workers='processes' needs Linux (memfd_create), not {sys.platform}; "
+                         "use workers='threads'")
+    _threads, _workers = int(n), workers
 
 
 def get_num_threads():
@@ -81,18 +107,23 @@ def get_num_threads():
     return _threads
 
 
+def get_shard_workers():
+    """Where the shards run: "processes" or "threads" (``set_num_threads``)."""
+    return _workers
+
+
 def across_threads(kernel):
     """``kernel`` in ``get_num_threads()`` batch shards where it is a CPU kernel and more than one thread is set;
     else ``kernel`` itself."""
     if _threads == 1 or kernel not in SHARDABLE:
         return kernel
-    return sharded(kernel, _threads)
+    return sharded(kernel, _threads, _workers)
 
 
 @functools.cache
-def sharded(kernel, shards):
-    """The one ``Sharded`` of each (kernel, shards): the same object every call, as a kernel module is."""
-    return Sharded(kernel, shards)
+def sharded(kernel, shards, workers=DEFAULT_WORKERS):
+    """The one ``Sharded`` of each (kernel, shards, workers): the same object every call, as a kernel module is."""
+    return Sharded(kernel, shards, workers)
 
 
 def shard_rows(B, shards):
@@ -115,7 +146,7 @@ def one_blas_thread():
 
 
 def shard_workspaces(ws, count):
-    """``count`` workspaces for the shards of the layer whose workspace is ``ws``, one per shard thread (a workspace
+    """``count`` workspaces for the shards of the layer whose workspace is ``ws``, one per shard (a workspace
     is not for concurrent use); kept as long as ``ws`` is, that is, the layer's lifetime."""
     shards = _shard_workspaces.setdefault(ws, [])
     while len(shards) < count:
@@ -123,29 +154,60 @@ def shard_workspaces(ws, count):
     return shards[:count]
 
 
-def run_shards(tasks):
-    """Run the zero-argument ``tasks``, one per shard: the first in the caller's thread, the others in the shard
-    threads, all with one BLAS thread. Their results, in order; the caller waits for every task, also when one
-    raises (its exception is raised then)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1), thread_name_prefix="deeprnn-shard")
-    with one_blas_thread():
-        futures = [_pool.submit(task) for task in tasks[1:]]
+class ShardThreads:
+    """Threads beside the caller's: a call's first shard runs in the caller's thread, the others in these (the
+    caller sets one BLAS thread: the setting is the process's)."""
+    KIND = "threads"
+
+    def __init__(self):
+        self.pool, self.shards = None, 1
+
+    def grow(self, shards):
+        """Room for ``shards`` shards: ``shards - 1`` threads."""
+        if shards > self.shards:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+            self.pool = ThreadPoolExecutor(max_workers=shards - 1, thread_name_prefix="deeprnn-shard")
+            self.shards = shards
+
+    def run(self, kernel, op, shard_args, workspaces, options):
+        """``kernel.<op>(*args, ws, **options)`` for each shard's args and workspace; the results in shard order.
+        The caller waits for every shard, also when one raises (its exception is raised then)."""
+        tasks = [functools.partial(getattr(kernel, op), *args, ws, **options)
+                 for args, ws in zip(shard_args, workspaces)]
+        futures = [self.pool.submit(task) for task in tasks[1:]]
         try:
             first = tasks[0]()
         finally:
             wait(futures)
         return [first] + [future.result() for future in futures]
 
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+RUNNERS = {"processes": shard_processes.ShardProcesses, "threads": ShardThreads}
+
+
+def runner(shards, workers):
+    """The runner of ``workers`` ("processes" or "threads") with room for ``shards`` shards: made on first use
+    (worker processes start then, ~0.3 s each) and kept for the process's life, grown when more shards are asked
+    for; ``stop_workers`` ends them."""
+    runner = _runners.get(workers)
+    if runner is None:
+        runner = _runners[workers] = RUNNERS[workers]()
+    runner.grow(shards)
+    return runner
+
 
 class Sharded:
-    """``kernel``'s loops in ``shards`` batch shards, one thread each; a kernel itself (the interface of
-    deeprnn/kernels/__init__.py), made by ``sharded(kernel, shards)``."""
+    """``kernel``'s loops in ``shards`` batch shards, in worker processes or threads; a kernel itself (the
+    interface of deeprnn/kernels/__init__.py), made by ``sharded(kernel, shards, workers)``."""
 
-    def __init__(self, kernel, shards):
-        self.kernel, self.shards = kernel, shards
-        self.NAME = f"{kernel.NAME} x{shards} shards"
+    def __init__(self, kernel, shards, workers=DEFAULT_WORKERS):
+        self.kernel, self.shards, self.workers = kernel, shards, workers
+        self.NAME = f"{kernel.NAME} x{shards} {workers}"
         self.unsupported = kernel.unsupported    # the same claim: the kernel's arrays
 
     def __repr__(self):
@@ -159,19 +221,16 @@ class Sharded:
         if len(rows) == 1:
             hs, final, cache = self.kernel.forward(xw, U, initial_state, recurrent_mask, ws, **options)
             return hs, final, ShardedCache(rows, (cache,), xw.shape)
-        workspaces = shard_workspaces(ws, len(rows))
+        shard_args = [(xw[:, r], U, tuple(s[r] for s in initial_state),
+                       None if recurrent_mask is None else recurrent_mask[:, r]) for r in rows]
+        with one_blas_thread():
+            results = runner(self.shards, self.workers).run(self.kernel, "forward", shard_args,
+                                                            shard_workspaces(ws, len(rows)), options)
         hs = ws.empty((T, B, U.shape[0]), xw.dtype)
-
-        def shard(k, r):
-            mask = None if recurrent_mask is None else recurrent_mask[:, r]
-            hs_k, final_k, cache_k = self.kernel.forward(xw[:, r], U, tuple(s[r] for s in initial_state), mask,
-                                                         workspaces[k], **options)
+        for r, (hs_k, _, _) in zip(rows, results):
             hs[:, r] = hs_k
-            return final_k, cache_k
-
-        finals, caches = zip(*run_shards([functools.partial(shard, k, r) for k, r in enumerate(rows)]))
-        final = tuple(numpy.concatenate(parts) for parts in zip(*finals))
-        return hs, final, ShardedCache(rows, caches, xw.shape)
+        final = tuple(numpy.concatenate(parts) for parts in zip(*(final_k for _, final_k, _ in results)))
+        return hs, final, ShardedCache(rows, tuple(cache_k for _, _, cache_k in results), xw.shape)
 
     def backward(self, dhs, d_final, cache, U, ws):
         """The kernel's backward on each shard's rows; dxw, dzh (T, B, G*H) and d_initial_state joined along B,
@@ -179,21 +238,19 @@ class Sharded:
         rows = cache.rows
         if len(rows) == 1:
             return self.kernel.backward(dhs, d_final, cache.caches[0], U, ws)
-        workspaces = shard_workspaces(ws, len(rows))
-        dtype = U.dtype
-        dxw = ws.empty(cache.shape, dtype)
-        dzh = ws.empty(cache.shape, dtype)       # written only where the kernel's dzh is not its dxw (the GRU's)
-
-        def shard(k, r):
-            dxw_k, dzh_k, dU_k, d_initial_k = self.kernel.backward(
-                None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache.caches[k], U, workspaces[k])
+        shard_args = [(None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache_k, U)
+                      for r, cache_k in zip(rows, cache.caches)]
+        with one_blas_thread():
+            results = runner(self.shards, self.workers).run(self.kernel, "backward", shard_args,
+                                                            shard_workspaces(ws, len(rows)), {})
+        dxw = ws.empty(cache.shape, U.dtype)
+        dzh = ws.empty(cache.shape, U.dtype)     # written only where the kernel's dzh is not its dxw (the GRU's)
+        shared = True
+        for r, (dxw_k, dzh_k, _, _) in zip(rows, results):
             dxw[:, r] = dxw_k
-            shared = dzh_k is dxw_k
-            if not shared:
+            if dzh_k is not dxw_k:
+                shared = False
                 dzh[:, r] = dzh_k
-            return shared, dU_k, d_initial_k
-
-        shared, dUs, d_initials = zip(*run_shards([functools.partial(shard, k, r) for k, r in enumerate(rows)]))
-        dU = functools.reduce(numpy.add, dUs)    # ((dU_0 + dU_1) + dU_2) + ...: a fixed order, the same bits
-        d_initial = tuple(numpy.concatenate(parts) for parts in zip(*d_initials))
-        return dxw, (dxw if all(shared) else dzh), dU, d_initial
+        dU = functools.reduce(numpy.add, (dU_k for _, _, dU_k, _ in results))   # a fixed order: the same bits
+        d_initial = tuple(numpy.concatenate(parts) for parts in zip(*(d_k for _, _, _, d_k in results)))
+        return dxw, (dxw if shared else dzh), dU, d_initial

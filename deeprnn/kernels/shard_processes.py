@@ -1,0 +1,273 @@
+"""Batch shards in worker processes: each shard's kernel call in a process of its own, so no shard waits for a GIL.
+
+Why: shards in threads (``sharded.py``) share one interpreter lock. NumPy releases it inside each call, but the
+kernels' loops make about 20 calls per timestep, so two shard threads take turns on it about 1,300 times a layer
+and a step; measured on the 2-core machine, the LSTM kernel (B 32, T 64, H 256, forward and backward) took 54.2 ms
+on one thread and 56.9 ms in two shard threads. In two processes, arrays through shared memory, it took 28.6 ms
+against 45.0 ms on one thread (its B 16 half alone: 25.7 ms), and the copies in and out about 1 ms of that.
+
+How. A worker is ``python -m deeprnn.kernels.shard_worker FD``, started on the first sharded call, with one BLAS
+thread, joined to this process by a Unix socket pair of packets (``SOCK_SEQPACKET``: one message a packet, and a
+file descriptor can ride along). Arrays do not cross the socket: each side copies the arrays it sends into an arena
+of its own (an anonymous ``memfd`` that both map; its descriptor crosses once, when the arena is made or grows), and
+the packet says where they lie (``ArrayRef``). The kernel's cache stays in the worker between the forward and the
+backward; this process holds a ``RemoteCache`` naming it, and when that is dropped the worker drops the cache with
+the next call.
+
+    Channel(sock).send(header, tree) / .receive() -> (header, tree)   # either side: tuples, lists, dicts of arrays
+    ShardProcesses(n).run(kernel, op, shard_args, workspaces, options) -> one result per shard: the first shard
+                                                                          in this process, the others in workers
+
+Linux only (``memfd_create``, descriptors over sockets): ``AVAILABLE`` says so, and elsewhere shards run in threads.
+"""
+import itertools
+import mmap
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import weakref
+from collections import namedtuple
+
+import numpy
+
+from . import cpu_gru, cpu_lstm, cpu_simple_rnn
+
+AVAILABLE = (sys.platform.startswith("linux") and hasattr(os, "memfd_create") and hasattr(socket, "send_fds")
+             and hasattr(socket, "SOCK_SEQPACKET"))
+# the kernels a worker runs, by module name: the CPU kernels (arrays in host memory, rows independent)
+KERNELS = {kernel.__name__: kernel for kernel in (cpu_gru, cpu_lstm, cpu_simple_rnn)}
+# the largest packet: a header and the arrays' places (the arrays themselves are in the arena)
+PACKET = 1 << 20
+# arrays start on cache-line boundaries in the arena
+ALIGN = 64
+# an arena's first size; it grows to twice what a message needed when one does not fit
+FIRST_ARENA = 16 << 20
+# where `python -m deeprnn.kernels.shard_worker` finds this very deeprnn: the folder that holds the package
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# what to do where workers cannot run (a Python that cannot start `python -m deeprnn...`, a sandbox)
+THREADS_INSTEAD = ("shards in threads need no worker process: deeprnn train --shard-workers threads, or "
+                   "dr.set_num_threads(n, workers='threads')")
+
+ArrayRef = namedtuple("ArrayRef", "offset shape dtype")
+
+
+class WorkerError(RuntimeError):
+    """A shard worker failed: its kernel raised (the worker's traceback is the message) or the worker is gone."""
+
+
+def aligned(n):
+    return -(-n // ALIGN) * ALIGN
+
+
+class Channel:
+    """One end of a worker's socket: messages of a header (small, pickled) and a tree of arrays (through the
+    arenas). A received tree's arrays are views of the other side's arena, valid until that side sends again."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.outgoing = None       # the arena this side writes (an mmap), and its size
+        self.outgoing_size = 0
+        self.incoming = None       # the other side's arena, as mapped here
+
+    def send(self, header, tree):
+        places, arrays = {}, []
+        end = 0
+
+        def encode(obj):
+            nonlocal end
+            if isinstance(obj, numpy.ndarray):
+                ref = places.get(id(obj))              # an array that appears twice (dzh is dxw) arrives once
+                if ref is None:
+                    ref = places[id(obj)] = ArrayRef(end, obj.shape, obj.dtype.str)
+                    arrays.append((end, obj))
+                    end += aligned(obj.nbytes)
+                return ref
+            if type(obj) in (tuple, list):
+                return type(obj)(encode(item) for item in obj)
+            if type(obj) is dict:
+                return {key: encode(value) for key, value in obj.items()}
+            return obj
+
+        encoded = encode(tree)
+        fds, grown = [], None
+        if end > self.outgoing_size:
+            grown = max(FIRST_ARENA, 2 * end)
+            fd = os.memfd_create("deeprnn-shards", os.MFD_CLOEXEC)
+            os.ftruncate(fd, grown)
+            self.outgoing, self.outgoing_size = mmap.mmap(fd, grown), grown
+            fds.append(fd)
+        for offset, array in arrays:
+            numpy.copyto(numpy.ndarray(array.shape, array.dtype, buffer=self.outgoing, offset=offset), array)
+        try:
+            socket.send_fds(self.sock, [pickle.dumps((header, encoded, grown), protocol=pickle.HIGHEST_PROTOCOL)], fds)
+        finally:
+            for fd in fds:
+                os.close(fd)       # the mapping stays; the other side maps its own copy of the descriptor
+
+    def receive(self):
+        """The next message: (header, tree). EOFError when the other side has closed its end."""
+        data, fds, _, _ = socket.recv_fds(self.sock, PACKET, 1)
+        if not data:
+            raise EOFError("the other end of the shard channel closed")
+        header, encoded, grown = pickle.loads(data)
+        if fds:
+            try:
+                self.incoming = mmap.mmap(fds[0], grown)
+            finally:
+                os.close(fds[0])
+        views = {}
+
+        def decode(obj):
+            if type(obj) is ArrayRef:
+                view = views.get(obj.offset)
+                if view is None:
+                    view = views[obj.offset] = numpy.ndarray(obj.shape, obj.dtype, buffer=self.incoming,
+                                                             offset=obj.offset)
+                return view
+            if type(obj) in (tuple, list):
+                return type(obj)(decode(item) for item in obj)
+            if type(obj) is dict:
+                return {key: decode(value) for key, value in obj.items()}
+            return obj
+
+        return header, decode(encoded)
+
+    def close(self):
+        self.sock.close()
+
+
+class RemoteCache:
+    """A shard's kernel cache, kept in the worker that ran its forward; named here by ``key``. When this object is
+    dropped, the worker drops the cache with the next call it gets."""
+
+    def __init__(self, worker, key):
+        self.worker, self.key = worker, key
+        weakref.finalize(self, worker.forget, ("cache", key))
+
+
+class Worker:
+    """One worker process and its channel. Calls are numbered, so a reply left unread (an exception here while
+    the worker ran) is skipped by the next call, never taken for its answer."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        path = os.environ.get("PYTHONPATH")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   PYTHONPATH=PACKAGE_ROOT if not path else PACKAGE_ROOT + os.pathsep + path)
+        with theirs:
+            self.process = subprocess.Popen([sys.executable, "-m", "deeprnn.kernels.shard_worker",
+                                             str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env,
+                                            stdin=subprocess.DEVNULL)
+        self.channel = Channel(ours)
+        self.calls = itertools.count()
+        self.keys = itertools.count()
+        self.workspaces = weakref.WeakKeyDictionary()   # a shard's Workspace here -> its name in the worker
+        self.forgotten = []                             # caches and workspaces the worker may drop
+        self.closed = False
+
+    def forget(self, what):
+        self.forgotten.append(what)
+
+    def workspace_key(self, ws):
+        key = self.workspaces.get(ws)
+        if key is None:
+            key = self.workspaces[ws] = next(self.keys)
+            weakref.finalize(ws, self.forget, ("workspace", key))
+        return key
+
+    def request(self, kernel, op, args, ws, options):
+        """Send one kernel call; returns its number and key for ``reply``."""
+        if self.closed:
+            raise WorkerError("this shard worker was stopped; run the forward again")
+        if op == "backward":
+            cache = args[2]
+            if cache.worker is not self:
+                raise WorkerError("this cache belongs to a shard worker that was stopped; run the forward again")
+            args = args[:2] + (cache.key,) + args[3:]
+        return self.send(op, kernel.__name__, self.workspace_key(ws), (args, options))
+
+    def held(self):
+        """(caches, workspaces) the worker holds now, after dropping those this process has let go of."""
+        return self.reply(*self.send("held", None, None, None), "held")
+
+    def send(self, op, kernel_name, workspace_key, tree):
+        call, key = next(self.calls), next(self.keys)
+        forgotten, self.forgotten = self.forgotten, []
+        try:
+            self.channel.send((call, op, kernel_name, key, workspace_key, forgotten), tree)
+        except OSError as error:
+            self.close()
+            raise WorkerError(f"a shard worker exited (status {self.process.poll()}): {error}; "
+                              f"{THREADS_INSTEAD}") from None
+        return call, key
+
+    def reply(self, call, op, key):
+        """The result of call ``call``: a tuple whose arrays are views of the worker's arena (valid until this
+        worker's next call); a forward's cache is a RemoteCache."""
+        while True:
+            try:
+                (number, status, detail), result = self.channel.receive()
+            except (EOFError, OSError) as error:
+                self.close()
+                raise WorkerError(f"a shard worker exited (status {self.process.poll()}): {error}; "
+                                  f"{THREADS_INSTEAD}") from None
+            if number == call:
+                break          # earlier numbers: replies to calls whose caller was interrupted
+        if status != "ok":
+            raise WorkerError(f"in a shard worker (its traceback follows):\n{detail}")
+        if op == "forward":
+            result = result + (RemoteCache(self, key),)
+        return result
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.channel.close()          # the worker reads the end of its channel and exits
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class ShardProcesses:
+    """Worker processes beside this one: a call's first shard runs here, the others in the workers."""
+    KIND = "processes"
+
+    def __init__(self):
+        self.workers = []
+
+    def grow(self, shards):
+        """Room for ``shards`` shards: ``shards - 1`` workers, a stopped one (exited, or stopped after an error)
+        replaced by a new one."""
+        self.workers = [worker for worker in self.workers if not worker.closed]
+        while len(self.workers) < shards - 1:
+            self.workers.append(Worker())
+
+    def run(self, kernel, op, shard_args, workspaces, options):
+        """``kernel.<op>(*args, ws, **options)`` for each shard's args and workspace; the results in shard order.
+        All the workers' calls go out before the first shard runs here, and every reply is read, also when one
+        fails (the first failure is raised then)."""
+        pending = [(worker, worker.request(kernel, op, args, ws, options), op)
+                   for worker, args, ws in zip(self.workers, shard_args[1:], workspaces[1:])]
+        failure = None
+        try:
+            results = [getattr(kernel, op)(*shard_args[0], workspaces[0], **options)]
+        except BaseException as error:      # noqa: B036  (an interrupt too: the workers' replies are read first)
+            failure, results = error, [None]
+        for worker, (call, key), op in pending:
+            try:
+                results.append(worker.reply(call, op, key))
+            except BaseException as error:  # noqa: B036
+                failure = failure or error
+                results.append(None)
+        if failure is not None:
+            raise failure
+        return results
+
+    def close(self):
+        for worker in self.workers:
+            worker.close()
