@@ -21,7 +21,7 @@ from pathlib import Path
 from . import __version__, backend
 from .errors import DeeprnnError, MissingExtraError, SettingError
 from .files import atomic_write_bytes
-from .kernels.sharded import get_num_threads, set_num_threads
+from .kernels.sharded import get_num_threads, get_shard_workers, set_num_threads
 from .memory import keep_freed_memory
 from .pipeline import (RunExistsError, Sampling, TrainConfig, evaluate_checkpoint, generate_from_checkpoint,
                        greedy_versus_sampled, train)
@@ -184,7 +184,7 @@ def run_train(args):
     require_modules("music21", "tqdm", "matplotlib")
     config = TrainConfig(**{setting.name: getattr(args, setting.name) for setting in TRAIN_SETTINGS})
     if args.device == "cpu":
-        print(describe_threads(args.threads, args.blas_threads))
+        print(describe_threads(args.threads, args.blas_threads, args.shard_workers))
     # a kill (SIGTERM) stops like Ctrl-C: the epoch in progress is dropped, last.npz is intact
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
@@ -315,13 +315,14 @@ def limit_blas_threads(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def describe_threads(threads, blas_threads):
-    """What --threads and --blas-threads do, in the line ``train`` starts with."""
+def describe_threads(threads, blas_threads, shard_workers):
+    """What --threads, --blas-threads and --shard-workers do, in the line ``train`` starts with."""
     blas = "the library's default" if not blas_threads else f"{blas_threads}"
     if threads == 1:
         return f"threads: 1 (the recurrent layers in one thread; BLAS threads: {blas})"
-    return (f"threads: {threads} (the recurrent layers in {threads} batch shards, one BLAS thread each; BLAS "
-            f"threads outside them: {blas})")
+    where = "worker processes" if shard_workers == "processes" else "threads"
+    return (f"threads: {threads} (the recurrent layers in {threads} batch shards in {where}, one BLAS thread each; "
+            f"BLAS threads outside them: {blas})")
 
 
 # What to lower when a command runs out of memory: only flags that command has.
@@ -349,7 +350,8 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     args = with_defaults(parse_arguments(argv), MACHINE_SETTINGS)
     where = f"{PROG} {args.command}"
-    threads_before = get_num_threads()   # put back after the command: main also runs inside a program (the tests)
+    # put back after the command: main also runs inside a program (the tests)
+    threads_before, workers_before = get_num_threads(), get_shard_workers()
     try:
         if getattr(args, "device", None) is not None:
             problem = use_machine(args)
@@ -357,7 +359,7 @@ def main(argv=None):
                 print(f"{where}: error: {problem}", file=sys.stderr)
                 return 2
             limit_blas_threads(args.blas_threads)
-            set_num_threads(args.threads)
+            set_num_threads(args.threads, args.shard_workers)
             # freed arrays stay in the heap for the next step's (deeprnn/memory.py: ~14% of the drums LSTM step's
             # CPU time was page faults); not glibc: nothing to do, the C library keeps its own policy
             keep_freed_memory()
@@ -393,4 +395,4 @@ def main(argv=None):
         print(f"{where}: {REPORT_BUG}", file=sys.stderr)
         return 1
     finally:
-        set_num_threads(threads_before)
+        set_num_threads(threads_before, workers_before)

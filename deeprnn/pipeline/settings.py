@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .. import arguments
 from ..errors import SettingError
+from ..kernels.sharded import DEFAULT_WORKERS, WORKERS
 from .lr_schedule import SCHEDULES
 
 # The recipes (recipes.RECIPES implements each; a test holds the two lists equal) and the recurrent cells.
@@ -209,15 +210,20 @@ MACHINE_SETTINGS = (
     # were trained with one. 1024: more threads than any machine's cores.
     Setting("blas_threads", "threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core)", int, 1,
             minimum=0, maximum=1024, metavar="N"),
-    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards, one thread each (kernels/sharded.py).
-    # Measured 2026-12-06 on the 2-core machine (docs/performance.md, "Every core"), the drums recipe's epoch on the
-    # full data: 24.6 s with --threads 2 against 26.3 s with 1, and 23.8 against 28.0 s in a second round (both
-    # --blas-threads 1; 42.5 s with --threads 1 --blas-threads 2, other jobs running); benchmarks/bench_cpu.py on the
-    # quiet machine: 23.0 s against 27.6 s. More than 2 shards is not measured, and on paper the GIL caps them, so
-    # the default is 2 where there are 2 cores or more.
-    Setting("threads", "CPU threads of the recurrent layers: each runs its batch in N shards, one thread and one BLAS "
-                       "thread each (dr.set_num_threads)", int, min(os.cpu_count() or 1, 2), minimum=1, maximum=1024,
-            metavar="N", default_text="2, or 1 on a 1-core machine"),
+    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards (kernels/sharded.py), in worker processes
+    # by default (--shard-workers). Measured on the 2-core machine (docs/performance.md, "Every core II"), the drums
+    # recipe's epoch: 21.3 s in 2 worker processes, 21.8 s in 2 shard threads, 26.3 s in one thread, all with
+    # --blas-threads 1; with another job on one core 30.1, 28.8 and 25.6 s. --threads 1 --blas-threads 2 was the
+    # fastest on the quiet machine (17.6 s) but took minutes an epoch with a core busy, so shards are the default.
+    # More than 2 shards is not measured, so the default is 2 where there are 2 cores or more.
+    Setting("threads", "CPU cores for the recurrent layers: each runs its batch in N shards, one BLAS thread each, "
+                       "in worker processes or threads (--shard-workers; dr.set_num_threads)", int,
+            min(os.cpu_count() or 1, 2), minimum=1, maximum=1024, metavar="N",
+            default_text="2, or 1 on a 1-core machine"),
+    # processes: no GIL shared between the shards (Linux: memfd and descriptors over a Unix socket); threads: the
+    # fallback elsewhere, and the comparison (docs/performance.md)
+    Setting("shard_workers", "where the --threads shards run: worker processes (Linux) or threads of this process",
+            choices=WORKERS, default=DEFAULT_WORKERS, default_text="processes, or threads where the OS has no memfd"),
 )
 
 # --- train: how this invocation runs, not part of the run's config ------------------------------------------------
