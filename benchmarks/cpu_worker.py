@@ -14,12 +14,13 @@ Cases and implementations:
   drums LSTM model of train-drums: ours-twin (the twin's call alone, greedy) against torch-state (the PyTorch twin
   stepped one token per call with its (h, c) carried, greedy).
 
---threads N: ``torch.set_num_threads(N)`` for PyTorch; ``dr.set_num_threads(N)`` for ours (each recurrent layer's
-kernel in N batch shards, one thread each: what ``deeprnn train --threads N`` sets), and ours keeps freed memory for
+--threads N: ``torch.set_num_threads(N)`` for PyTorch; for ours what ``deeprnn train --threads N`` sets by default:
+``dr.set_num_threads(N)`` (each recurrent layer's kernel in N batch shards, in worker processes where the OS allows)
+and one BLAS thread for the products outside the shards (input projection, dW, dx, the head: ``--blas-threads 1``;
+two BLAS threads beside the shards measured slower, docs/performance.md, "Every core"); ours keeps freed memory for
 reuse as every ``deeprnn`` command does (``deeprnn.memory.keep_freed_memory``). The BLAS/OpenMP pools read
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the
-environment of every worker: our products outside the shards (input projection, dW, dx, the head) run on that many
-BLAS threads (the JSON line reports the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
+environment of every worker (the JSON line reports the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
 kernel and threads. NumPy and PyTorch are never timed in one process: their thread pools fight (see
 docs/performance.md).
 """
@@ -60,13 +61,19 @@ def timed(step, steps, warmup):
 
 
 def ours_threads(threads):
-    """This process set up as ``deeprnn`` commands set theirs (cli.main): the recurrent layers in ``threads`` batch
-    shards (dr.set_num_threads), freed memory kept for reuse (deeprnn/memory.py); what the record says ran."""
+    """This process set up as ``deeprnn train --threads N`` sets itself up by default (cli.main): the recurrent
+    layers in ``threads`` batch shards (dr.set_num_threads: worker processes where the OS allows), one BLAS thread
+    for the products outside them (--blas-threads 1, its default), freed memory kept for reuse
+    (deeprnn/memory.py); what the record says ran."""
+    import threadpoolctl
+
     import deeprnn as dr
     from deeprnn.memory import keep_freed_memory
     if threads:
         dr.set_num_threads(threads)
-    return {"shards": dr.get_num_threads(), "freed_memory": keep_freed_memory() or "kept"}
+        threadpoolctl.threadpool_limits(limits=1, user_api="blas")   # what cli.limit_blas_threads(1) does
+    return {"shards": dr.get_num_threads(), "shard_workers": dr.get_shard_workers(),
+            "freed_memory": keep_freed_memory() or "kept"}
 
 
 def torch_threads(threads):
