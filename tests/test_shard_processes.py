@@ -47,19 +47,16 @@ def test_a_kernel_error_in_a_worker_is_raised_here_and_the_worker_serves_on(pool
     xw, U, state, mask = args[1]
     broken = (xw, U[:, :-1], state, mask)             # U one column short: the worker's kernel raises
     with pytest.raises(shard_processes.WorkerError, match="in a shard worker(.|\n)*ValueError"):
-        pool.run(cpu_lstm, "forward", [args[0], broken], [Workspace(), Workspace()], {})
-    hs0, hs1 = (result[0] for result in pool.run(cpu_lstm, "forward", args, [Workspace(), Workspace()], {}))
+        pool.run(cpu_lstm, "forward", cpu_lstm.forward, [args[0], broken], [Workspace(), Workspace()], {})
+    results = pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, [Workspace(), Workspace()], {})
+    hs0, hs1 = (result[0] for result in results)
     numpy.testing.assert_array_equal(hs1, expected[1][0])
     numpy.testing.assert_array_equal(hs0, expected[0][0])
 
 
-class InterruptedHere:
-    """The LSTM kernel by name (the worker runs the real one), whose shard in this process is interrupted."""
-    __name__ = cpu_lstm.__name__
-
-    @staticmethod
-    def forward(*args, **options):
-        raise KeyboardInterrupt
+def interrupted(*args, **options):
+    """This process's shard, interrupted (Ctrl-C) while the workers run theirs."""
+    raise KeyboardInterrupt
 
 
 def test_an_interrupted_call_leaves_no_reply_to_be_taken_for_the_next(pool):
@@ -67,8 +64,8 @@ def test_an_interrupted_call_leaves_no_reply_to_be_taken_for_the_next(pool):
     Ctrl-C while waiting for a reply leaves that reply unread: the next call skips it by its number."""
     args, expected = lstm_shards(seed=1)
     with pytest.raises(KeyboardInterrupt):
-        pool.run(InterruptedHere, "forward", args, [Workspace(), Workspace()], {})
-    _, (hs1, _, _) = pool.run(cpu_lstm, "forward", args, [Workspace(), Workspace()], {})
+        pool.run(cpu_lstm, "forward", interrupted, args, [Workspace(), Workspace()], {})
+    _, (hs1, _, _) = pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, [Workspace(), Workspace()], {})
     numpy.testing.assert_array_equal(hs1, expected[1][0])
     worker = pool.workers[0]
     worker.request(cpu_lstm, "forward", args[1], Workspace(), {})            # its reply is never read
@@ -85,11 +82,11 @@ def test_a_killed_worker_is_an_error_and_the_next_call_starts_another(pool):
     os.kill(dead.process.pid, signal.SIGKILL)
     dead.process.wait()
     with pytest.raises(shard_processes.WorkerError, match="a shard worker exited"):
-        pool.run(cpu_lstm, "forward", args, [Workspace(), Workspace()], {})
+        pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, [Workspace(), Workspace()], {})
     assert dead.closed
     pool.grow(2)                                       # what sharded.runner does before every call
     assert pool.workers[0] is not dead
-    _, (hs1, _, _) = pool.run(cpu_lstm, "forward", args, [Workspace(), Workspace()], {})
+    _, (hs1, _, _) = pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, [Workspace(), Workspace()], {})
     numpy.testing.assert_array_equal(hs1, expected[1][0])
 
 
@@ -97,13 +94,14 @@ def test_the_worker_drops_what_this_process_lets_go_of(pool):
     args, _ = lstm_shards()
     worker = pool.workers[0]
     layer_workspaces = [Workspace(), Workspace()]
-    caches = [pool.run(cpu_lstm, "forward", args, layer_workspaces, {})[1][2] for _ in range(3)]
+    caches = [pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, layer_workspaces, {})[1][2]
+              for _ in range(3)]
     assert worker.held() == (3, 1)                     # three caches, one workspace
     del caches
     gc.collect()
     assert worker.held() == (0, 1)
     # a backward after its forward's cache is gone there: the error names the cache, the worker serves on
-    _, (_, _, cache) = pool.run(cpu_lstm, "forward", args, layer_workspaces, {})
+    _, (_, _, cache) = pool.run(cpu_lstm, "forward", cpu_lstm.forward, args, layer_workspaces, {})
     del layer_workspaces
     gc.collect()
     assert worker.held() == (1, 0)

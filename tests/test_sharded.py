@@ -121,6 +121,38 @@ def test_shards_at_the_drums_widths_float32(cell, workers, threads):
     assert_close(results["sharded"], results["reference"], "float32")
 
 
+class DoubledInputs(layers.LSTM):
+    """An LSTM whose input projection is its own (2 x W): the shards must not run RNN's in its place."""
+
+    def project_inputs(self, x_tm, input_mask):
+        return 2 * super().project_inputs(x_tm, input_mask)
+
+    def project_inputs_backward(self, dxw, x_tm, input_mask):
+        dx, dW = super().project_inputs_backward(dxw, x_tm, input_mask)
+        return 2 * dx, 2 * dW
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_shards_project_the_inputs_only_for_the_rnns_own_projection(workers, threads):
+    """Batch shards run the input projection in each shard (``Sharded.projected_forward``) for the cells as they
+    are; a layer with a projection of its own gets the kernel's loops in shards, its projection outside them, and
+    still equals the reference loops."""
+    threads(2, workers)
+    kernel = sharded.sharded(cpu_lstm, 2, workers)
+    assert layers.LSTM(3).projects_in_shards(kernel) and not DoubledInputs(3).projects_in_shards(kernel)
+    assert not layers.LSTM(3).projects_in_shards(cpu_lstm)
+    results = sharded_and_reference("lstm", {"return_sequences": True, "dropout": 0.2}, "float64", 2, threads,
+                                    workers=workers)
+    assert_close(results["sharded"], results["reference"], "float64")
+    CELLS["doubled"] = (DoubledInputs, cpu_lstm)
+    try:
+        results = sharded_and_reference("doubled", {"return_sequences": True, "dropout": 0.2}, "float64", 2,
+                                        threads, workers=workers)
+    finally:
+        del CELLS["doubled"]
+    assert_close(results["sharded"], results["reference"], "float64")
+
+
 def test_shard_rows_split_evenly_larger_first():
     assert sharded.shard_rows(32, 2) == [slice(0, 16), slice(16, 32)]
     assert sharded.shard_rows(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]

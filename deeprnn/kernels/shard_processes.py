@@ -53,6 +53,12 @@ THREADS_INSTEAD = ("shards in threads need no worker process: deeprnn train --sh
 
 ArrayRef = namedtuple("ArrayRef", "offset shape dtype")
 
+# the calls a worker runs: a kernel's forward and backward (kernels/__init__.py), and the same with the input
+# projection around them (sharded.projected_forward, projected_backward); a forward's cache stays in the worker,
+# and a backward's third argument names it
+FORWARDS = ("forward", "projected_forward")
+BACKWARDS = ("backward", "projected_backward")
+
 
 class WorkerError(RuntimeError):
     """A shard worker failed: its kernel raised (the worker's traceback is the message) or the worker is gone."""
@@ -179,10 +185,10 @@ class Worker:
         return key
 
     def request(self, kernel, op, args, ws, options):
-        """Send one kernel call; returns its number and key for ``reply``."""
+        """Send one call (``FORWARDS``, ``BACKWARDS``); returns its number and key for ``reply``."""
         if self.closed:
             raise WorkerError("this shard worker was stopped; run the forward again")
-        if op == "backward":
+        if op in BACKWARDS:
             cache = args[2]
             if cache.worker is not self:
                 raise WorkerError("this cache belongs to a shard worker that was stopped; run the forward again")
@@ -218,7 +224,7 @@ class Worker:
                 break          # earlier numbers: replies to calls whose caller was interrupted
         if status != "ok":
             raise WorkerError(f"in a shard worker (its traceback follows):\n{detail}")
-        if op == "forward":
+        if op in FORWARDS:
             result = result + (RemoteCache(self, key),)
         return result
 
@@ -247,15 +253,16 @@ class ShardProcesses:
         while len(self.workers) < shards - 1:
             self.workers.append(Worker())
 
-    def run(self, kernel, op, shard_args, workspaces, options):
-        """``kernel.<op>(*args, ws, **options)`` for each shard's args and workspace; the results in shard order.
-        All the workers' calls go out before the first shard runs here, and every reply is read, also when one
-        fails (the first failure is raised then)."""
+    def run(self, kernel, op, here, shard_args, workspaces, options):
+        """Each shard's call ``op`` with its args and workspace: the first here, as ``here(*args, ws, **options)``,
+        the others in the workers, which run the same function (``shard_worker.CALLS``); the results in shard
+        order. All the workers' calls go out before the first shard runs here, and every reply is read, also when
+        one fails (the first failure is raised then)."""
         pending = [(worker, worker.request(kernel, op, args, ws, options), op)
                    for worker, args, ws in zip(self.workers, shard_args[1:], workspaces[1:])]
         failure = None
         try:
-            results = [getattr(kernel, op)(*shard_args[0], workspaces[0], **options)]
+            results = [here(*shard_args[0], workspaces[0], **options)]
         except BaseException as error:      # noqa: B036  (an interrupt too: the workers' replies are read first)
             failure, results = error, [None]
         for worker, (call, key), op in pending:

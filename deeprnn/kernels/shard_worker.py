@@ -11,8 +11,10 @@ import traceback
 
 import numpy
 
+from ..layers.recurrent import project_inputs, project_inputs_backward
 from ..memory import keep_freed_memory
 from .shard_processes import KERNELS, Channel
+from .sharded import projected_backward, projected_forward
 from .workspace import Workspace
 
 
@@ -52,6 +54,18 @@ def serve(channel):
             elif op == "backward":
                 dhs, d_final, cache_key, U = tree[0]
                 result = kernel.backward(dhs, d_final, caches[cache_key], U, ws)
+            elif op == "projected_forward":
+                # x and the input masks are kept for dW, with the initial state, the masks and the options
+                (x_tm, W, bias, input_mask, gates, U, initial_state, recurrent_mask), options = tree
+                hs, final, cache = projected_forward(kernel, project_inputs, owned(x_tm), W, bias, owned(input_mask),
+                                                     gates, U, owned(initial_state), owned(recurrent_mask), ws,
+                                                     **owned(options))
+                caches[key] = cache
+                result = (hs, final)
+            elif op == "projected_backward":
+                dhs, d_final, cache_key, U, W, gates = tree[0]
+                result = projected_backward(kernel, project_inputs_backward, dhs, d_final, caches[cache_key], U, W,
+                                            gates, ws)
             else:
                 raise ValueError(f"unknown call {op!r}")
         except Exception:                     # the caller raises it; this worker serves the next call

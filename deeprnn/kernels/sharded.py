@@ -52,6 +52,8 @@ SHARDABLE = (cpu_lstm, cpu_gru, cpu_simple_rnn)
 MAX_THREADS = 1024
 
 ShardedCache = namedtuple("ShardedCache", "rows caches shape")   # shape: xw's (T, B, G*H)
+# a shard's cache on the projected path: the kernel's, and the rows of x and of the input masks dW needs
+ProjectedCache = namedtuple("ProjectedCache", "loop x_tm input_mask")
 
 # where shards run: worker processes (no shared GIL; Linux) or threads of this process
 WORKERS = ("processes", "threads")
@@ -170,11 +172,11 @@ class ShardThreads:
             self.pool = ThreadPoolExecutor(max_workers=shards - 1, thread_name_prefix="deeprnn-shard")
             self.shards = shards
 
-    def run(self, kernel, op, shard_args, workspaces, options):
-        """``kernel.<op>(*args, ws, **options)`` for each shard's args and workspace; the results in shard order.
-        The caller waits for every shard, also when one raises (its exception is raised then)."""
-        tasks = [functools.partial(getattr(kernel, op), *args, ws, **options)
-                 for args, ws in zip(shard_args, workspaces)]
+    def run(self, kernel, op, here, shard_args, workspaces, options):
+        """``here(*args, ws, **options)`` for each shard's args and workspace (``op`` names it for worker
+        processes); the results in shard order. The caller waits for every shard, also when one raises (its
+        exception is raised then)."""
+        tasks = [functools.partial(here, *args, ws, **options) for args, ws in zip(shard_args, workspaces)]
         futures = [self.pool.submit(task) for task in tasks[1:]]
         try:
             first = tasks[0]()
@@ -224,7 +226,7 @@ class Sharded:
         shard_args = [(xw[:, r], U, tuple(s[r] for s in initial_state),
                        None if recurrent_mask is None else recurrent_mask[:, r]) for r in rows]
         with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "forward", shard_args,
+            results = runner(self.shards, self.workers).run(self.kernel, "forward", self.kernel.forward, shard_args,
                                                             shard_workspaces(ws, len(rows)), options)
         hs = ws.empty((T, B, U.shape[0]), xw.dtype)
         for r, (hs_k, _, _) in zip(rows, results):
@@ -241,8 +243,8 @@ class Sharded:
         shard_args = [(None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache_k, U)
                       for r, cache_k in zip(rows, cache.caches)]
         with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "backward", shard_args,
-                                                            shard_workspaces(ws, len(rows)), {})
+            results = runner(self.shards, self.workers).run(self.kernel, "backward", self.kernel.backward,
+                                                            shard_args, shard_workspaces(ws, len(rows)), {})
         dxw = ws.empty(cache.shape, U.dtype)
         dzh = ws.empty(cache.shape, U.dtype)     # written only where the kernel's dzh is not its dxw (the GRU's)
         shared = True
@@ -254,3 +256,67 @@ class Sharded:
         dU = functools.reduce(numpy.add, (dU_k for _, _, dU_k, _ in results))   # a fixed order: the same bits
         d_initial = tuple(numpy.concatenate(parts) for parts in zip(*(d_k for _, _, _, d_k in results)))
         return dxw, (dxw if shared else dzh), dU, d_initial
+
+    # -- the input projection in the shards too ------------------------------------------------------------------------
+    def projected_forward(self, projection, x_tm, W, bias, input_mask, gates, U, initial_state, recurrent_mask, ws,
+                          **options):
+        """The layer's input projection and this kernel's forward, each shard on its rows: xw_k = (x_k * M_k) W + b
+        by ``projection`` (``RNN``'s ``project_inputs`` function), then the loops. x_tm: (T, B, D); input_mask:
+        None or (1 or G, B, D). Returns (hs (T, B, H), final state, ShardedCache) like ``forward``.
+
+        Why: the products over all timesteps are about a third of a step (docs/performance.md); in the shards they
+        use every core without BLAS threads, and a worker process receives x (D wide) instead of xw (G*H wide)."""
+        T, B, _ = x_tm.shape
+        rows = shard_rows(B, self.shards)
+        shard_args = [(x_tm[:, r], W, bias, None if input_mask is None else input_mask[:, r], gates, U,
+                       tuple(s[r] for s in initial_state), None if recurrent_mask is None else recurrent_mask[:, r])
+                      for r in rows]
+        here = functools.partial(projected_forward, self.kernel, projection)
+        if len(rows) == 1:
+            hs, final, cache = here(*shard_args[0], ws, **options)
+            return hs, final, ShardedCache(rows, (cache,), None)
+        with one_blas_thread():
+            results = runner(self.shards, self.workers).run(self.kernel, "projected_forward", here, shard_args,
+                                                            shard_workspaces(ws, len(rows)), options)
+        hs = ws.empty((T, B, U.shape[0]), x_tm.dtype)
+        for r, (hs_k, _, _) in zip(rows, results):
+            hs[:, r] = hs_k
+        final = tuple(numpy.concatenate(parts) for parts in zip(*(final_k for _, final_k, _ in results)))
+        return hs, final, ShardedCache(rows, tuple(cache_k for _, _, cache_k in results), None)
+
+    def projected_backward(self, projection_backward, dhs, d_final, cache, U, W, gates, ws):
+        """The backward of ``projected_forward``: each shard's loops, then its dx and its share of dW by
+        ``projection_backward`` (``RNN``'s ``project_inputs_backward``) and of the bias gradient's sums. Returns
+        (dx (T, B, D) joined along B, dW, dU, (sum of dxw, sum of dzh or None), d_initial_state), the sums over
+        shards in shard order."""
+        rows = cache.rows
+        here = functools.partial(projected_backward, self.kernel, projection_backward)
+        shard_args = [(None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache_k, U, W, gates)
+                      for r, cache_k in zip(rows, cache.caches)]
+        if len(rows) == 1:
+            return here(*shard_args[0], ws)
+        with one_blas_thread():
+            results = runner(self.shards, self.workers).run(self.kernel, "projected_backward", here, shard_args,
+                                                            shard_workspaces(ws, len(rows)), {})
+        dx = numpy.concatenate([dx_k for dx_k, _, _, _, _ in results], axis=1)
+        dW, dU = (functools.reduce(numpy.add, parts) for parts in zip(*((dW_k, dU_k) for _, dW_k, dU_k, _, _ in results)))
+        db_in = functools.reduce(numpy.add, (db_k[0] for _, _, _, db_k, _ in results))
+        db_rec = None if results[0][3][1] is None else functools.reduce(numpy.add, (db_k[1] for _, _, _, db_k, _ in results))
+        d_initial = tuple(numpy.concatenate(parts) for parts in zip(*(d_k for _, _, _, _, d_k in results)))
+        return dx, dW, dU, (db_in, db_rec), d_initial
+
+
+def projected_forward(kernel, projection, x_tm, W, bias, input_mask, gates, U, initial_state, recurrent_mask, ws,
+                      **options):
+    """One shard's input projection and loops (``Sharded.projected_forward``): (hs, final state, ProjectedCache)."""
+    xw = projection(x_tm, W, bias, input_mask, gates)
+    hs, final, loop = kernel.forward(xw, U, initial_state, recurrent_mask, ws, **options)
+    return hs, final, ProjectedCache(loop, x_tm, input_mask)
+
+
+def projected_backward(kernel, projection_backward, dhs, d_final, cache, U, W, gates, ws):
+    """One shard's loops backward, its dx, dW and the bias gradient's sums (``Sharded.projected_backward``)."""
+    dxw, dzh, dU, d_initial = kernel.backward(dhs, d_final, cache.loop, U, ws)
+    dx, dW = projection_backward(dxw, cache.x_tm, W, cache.input_mask, gates)
+    sums = (dxw.sum(axis=(0, 1)), None if dzh is dxw else dzh.sum(axis=(0, 1)))
+    return dx, dW, dU, sums, d_initial

@@ -117,10 +117,13 @@ class GRU(RNN):
         return dxw, dzh, (dh_prev,)
 
     def bias_gradient(self, dxw, dzh):
-        db_in = dxw.sum(axis=(0, 1))
+        return self.bias_from_sums(dxw.sum(axis=(0, 1)), dzh.sum(axis=(0, 1)) if self.reset_after else None)
+
+    def bias_from_sums(self, sum_dxw, sum_dzh):
+        """reset_after: b = [b_in; b_rec], b_rec entering h U + b_rec, so its gradient is dzh's sum."""
         if not self.reset_after:
-            return db_in
-        return backend.array_module(dxw).stack([db_in, dzh.sum(axis=(0, 1))])
+            return sum_dxw
+        return backend.array_module(sum_dxw).stack([sum_dxw, sum_dzh])
 
     def get_config(self):
         config = super().get_config()

@@ -33,7 +33,7 @@ from collections import namedtuple
 
 from .. import activations, arguments, backend
 from ..kernels.bptt import recurrent_kernel_gradient
-from ..kernels.sharded import across_threads
+from ..kernels.sharded import Sharded, across_threads
 from ..kernels.workspace import workspace
 from .base import Backward, Layer, as_floatx
 
@@ -83,6 +83,40 @@ def time_matmul(a, M):
     """
     T, B, K = a.shape
     return (a.reshape(T * B, K) @ M).reshape(T, B, M.shape[-1])
+
+
+def project_inputs(x_tm, W, bias, input_mask, gates):
+    """XW = (X * M) W + b for every timestep at once. x_tm: (T, B, D) -> (T, B, G*H); input_mask: None, one mask
+    (1, B, D) or one per gate block (G, B, D); bias: None or (G*H,). ``RNN.project_inputs`` with the layer's
+    weights; a function, so that batch shards run it too (kernels/sharded.py)."""
+    xp = backend.array_module(x_tm)
+    if input_mask is None:
+        xw = time_matmul(x_tm, W)
+    elif input_mask.shape[0] == 1:
+        xw = time_matmul(x_tm * input_mask[0], W)
+    else:
+        xw = xp.concatenate([time_matmul(x_tm * input_mask[k], W_k)
+                             for k, W_k in enumerate(gate_blocks(W, gates))], axis=-1)
+    return xw if bias is None else xw + bias
+
+
+def project_inputs_backward(dxw, x_tm, W, input_mask, gates):
+    """dX and dW of ``project_inputs``, each one product over all timesteps."""
+    xp = backend.array_module(dxw)
+    D = x_tm.shape[-1]
+    if input_mask is None or input_mask.shape[0] == 1:
+        x_in = x_tm if input_mask is None else x_tm * input_mask[0]
+        dW = x_in.reshape(-1, D).T @ dxw.reshape(-1, dxw.shape[-1])
+        dx = time_matmul(dxw, W.T)
+        if input_mask is not None:
+            dx *= input_mask[0]
+        return dx, dW
+    dx, dW_blocks = 0, []
+    for k, (dxw_k, W_k) in enumerate(zip(gate_blocks(dxw, gates), gate_blocks(W, gates))):
+        x_in = x_tm * input_mask[k]
+        dW_blocks.append(x_in.reshape(-1, D).T @ dxw_k.reshape(-1, dxw_k.shape[-1]))
+        dx = dx + time_matmul(dxw_k, W_k.T) * input_mask[k]
+    return dx, xp.concatenate(dW_blocks, axis=-1)
 
 
 def recurrent_input(h, recurrent_mask):
@@ -260,36 +294,18 @@ class RNN(Layer, abc.ABC):
     # -- input projection for all timesteps ----------------------------------------------------------------------------
     def project_inputs(self, x_tm, input_mask):
         """XW = (X * M) W + b for every timestep at once. x_tm: (T, B, D) -> (T, B, G*H)."""
-        xp = backend.array_module(x_tm)
-        W = self.W.value
-        if input_mask is None:
-            xw = time_matmul(x_tm, W)
-        elif input_mask.shape[0] == 1:
-            xw = time_matmul(x_tm * input_mask[0], W)
-        else:
-            xw = xp.concatenate([time_matmul(x_tm * input_mask[k], W_k)
-                                 for k, W_k in enumerate(gate_blocks(W, self.gates))], axis=-1)
-        bias = self.input_bias()
-        return xw if bias is None else xw + bias
+        return project_inputs(x_tm, self.W.value, self.input_bias(), input_mask, self.gates)
 
     def project_inputs_backward(self, dxw, x_tm, input_mask):
         """dX and dW of the input projection, each one product over all timesteps."""
-        xp = backend.array_module(dxw)
-        W = self.W.value
-        D = x_tm.shape[-1]
-        if input_mask is None or input_mask.shape[0] == 1:
-            x_in = x_tm if input_mask is None else x_tm * input_mask[0]
-            dW = x_in.reshape(-1, D).T @ dxw.reshape(-1, dxw.shape[-1])
-            dx = time_matmul(dxw, W.T)
-            if input_mask is not None:
-                dx *= input_mask[0]
-            return dx, dW
-        dx, dW_blocks = 0, []
-        for k, (dxw_k, W_k) in enumerate(zip(gate_blocks(dxw, self.gates), gate_blocks(W, self.gates))):
-            x_in = x_tm * input_mask[k]
-            dW_blocks.append(x_in.reshape(-1, D).T @ dxw_k.reshape(-1, dxw_k.shape[-1]))
-            dx = dx + time_matmul(dxw_k, W_k.T) * input_mask[k]
-        return dx, xp.concatenate(dW_blocks, axis=-1)
+        return project_inputs_backward(dxw, x_tm, self.W.value, input_mask, self.gates)
+
+    def projects_in_shards(self, kernel):
+        """Whether ``kernel`` runs this layer's input projection too: batch shards do (each its rows,
+        ``Sharded.projected_forward``), running the function ``project_inputs``, so only where this class keeps
+        the RNN's own projection."""
+        return (isinstance(kernel, Sharded) and type(self).project_inputs is RNN.project_inputs
+                and type(self).project_inputs_backward is RNN.project_inputs_backward)
 
     # -- which code runs the loops -----------------------------------------------------------------------------------
     def fused_ineligibility(self):
@@ -357,13 +373,19 @@ class RNN(Layer, abc.ABC):
             # Keras consumes x_{T-1} .. x_0 and returns the outputs in processing order
             x_tm = x_tm[::-1]
         masks = self.draw_masks(B, D, x.dtype, training)
-        xw = self.project_inputs(x_tm, masks.input)
         initial = self.resolve_initial_state(initial_state, xp, B, x.dtype)
         if kernel is None:
-            hs, final, loop_cache = self.reference_loop(xw, initial, masks.recurrent)
+            hs, final, loop_cache = self.reference_loop(self.project_inputs(x_tm, masks.input), initial,
+                                                        masks.recurrent)
+        elif self.projects_in_shards(kernel):
+            # batch shards: each projects its own rows of x too, then runs the loops (kernels/sharded.py)
+            hs, final, loop_cache = kernel.projected_forward(project_inputs, x_tm, self.W.value, self.input_bias(),
+                                                             masks.input, self.gates, self.U.value, initial,
+                                                             masks.recurrent, workspace(self),
+                                                             **self.kernel_options())
         else:
-            hs, final, loop_cache = kernel.forward(xw, self.U.value, initial, masks.recurrent, workspace(self),
-                                                   **self.kernel_options())
+            hs, final, loop_cache = kernel.forward(self.project_inputs(x_tm, masks.input), self.U.value, initial,
+                                                   masks.recurrent, workspace(self), **self.kernel_options())
 
         if self.stateful:
             # Keras keeps a stateful layer's final state after every call, inference included, so this is the
@@ -404,17 +426,21 @@ class RNN(Layer, abc.ABC):
             else:
                 d_state = (d_state[0] + dy,) + d_state[1:]
 
-        if cache.kernel is None:
-            dxw, dzh, d_initial = self.reference_loop_backward(dhs, d_state, cache.loop,
-                                                               cache.dropout_masks.recurrent)
-            dU = recurrent_kernel_gradient(stacked_recurrent_input(cache.loop), dzh)
+        if cache.kernel is not None and self.projects_in_shards(cache.kernel):
+            dx_tm, dW, dU, (sum_dxw, sum_dzh), d_initial = cache.kernel.projected_backward(
+                project_inputs_backward, dhs, d_state, cache.loop, self.U.value, self.W.value, self.gates,
+                workspace(self))
+            grads = [dW, dU] + ([self.bias_from_sums(sum_dxw, sum_dzh)] if self.use_bias else [])
         else:
-            dxw, dzh, dU, d_initial = cache.kernel.backward(dhs, d_state, cache.loop, self.U.value, workspace(self))
-
-        dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.dropout_masks.input)
-        grads = [dW, dU]
-        if self.use_bias:
-            grads.append(self.bias_gradient(dxw, dzh))
+            if cache.kernel is None:
+                dxw, dzh, d_initial = self.reference_loop_backward(dhs, d_state, cache.loop,
+                                                                   cache.dropout_masks.recurrent)
+                dU = recurrent_kernel_gradient(stacked_recurrent_input(cache.loop), dzh)
+            else:
+                dxw, dzh, dU, d_initial = cache.kernel.backward(dhs, d_state, cache.loop, self.U.value,
+                                                                workspace(self))
+            dx_tm, dW = self.project_inputs_backward(dxw, cache.x_tm, cache.dropout_masks.input)
+            grads = [dW, dU] + ([self.bias_gradient(dxw, dzh)] if self.use_bias else [])
         if self.go_backwards:
             dx_tm = dx_tm[::-1]
         return Backward(dx_tm.transpose(1, 0, 2), grads, d_initial)
@@ -433,7 +459,13 @@ class RNN(Layer, abc.ABC):
         return dxw, dzh, d_state
 
     def bias_gradient(self, dxw, dzh):
-        return dxw.sum(axis=(0, 1))
+        """The bias's gradient from the input projection's (dxw) and the recurrent products' (dzh) gradients."""
+        return self.bias_from_sums(dxw.sum(axis=(0, 1)), None)
+
+    def bias_from_sums(self, sum_dxw, sum_dzh):
+        """The bias's gradient from dxw and dzh summed over t and B (what batch shards hand back): b enters the
+        input projection only, so it is sum_dxw (the GRU's reset_after bias also enters h U)."""
+        return sum_dxw
 
     def __call__(self, x, initial_state=None, training=False):
         x = as_floatx(backend.to_device(x))
