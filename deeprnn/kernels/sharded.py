@@ -8,14 +8,19 @@ allows: Linux) or in threads of this process. The results join:
     hs, final state, dxw, dzh, d_initial_state: the shards' rows side by side (B = B_0 + ... + B_{S-1})
     dU = ((dU_0 + dU_1) + dU_2) + ...: summed in shard order, so a given S gives the same bits run after run
 
-Processes and threads run the same kernel on the same rows with one BLAS thread, so they give the same bits
+A recurrent layer hands its shards more than the loops where it can (``RNN.projects_in_shards``): each shard
+projects its own rows of x (``projected_forward``: xw_k = (x_k * M_k) W + b, then the loops) and, going back,
+computes its dx, its share of dW and of the bias gradient's sums (``projected_backward``). The products over all
+timesteps then run on every core without BLAS threads, and a worker process receives x (D wide) and returns dx
+instead of xw and dxw (G*H wide). dW, dU and the bias sums add up in shard order.
+
+Processes and threads run the same functions on the same rows with one BLAS thread, so they give the same bits
 (``tests/test_sharded.py``). What differs is the GIL: shard threads share it, and the kernels' loops make about 20
 NumPy calls a timestep, each handing it over; worker processes share nothing but the arrays, which cross through
-shared memory (about 1 ms of copies a layer and step at the drums sizes). Measured on the 2-core machine
-(docs/performance.md, "Every core"): the LSTM kernel alone (B 32, T 64, H 256, forward and backward) 44.5 ms on one
-thread, 32 ms in two shard threads, 29-30 ms in two processes; the drums recipe's epoch 26.3 s on one thread, 21.8 s
-in two shard threads, 21.3 s in two processes. Two shards gain no more because half a batch costs about 60% of a
-whole one: each timestep's Python and NumPy calls cost the same at any B. On more cores, threads are bound by the
+shared memory. Measured on the 2-core machine (docs/performance.md, "Every core II"): the drums LSTM training step
+162-164 ms on one thread, 105-109 ms in two shards (processes or threads alike), 137-152 ms when the shards ran
+the loops alone. Half a batch costs about 60% of a whole one in the loops (each timestep's Python and NumPy calls
+cost the same at any B), which is most of what keeps two shards from 2x. On more cores threads are bound by the
 GIL (S x 18 us of Python a step, one after the other) where processes are not.
 
 OpenBLAS's thread count is process-wide. While shards run it is 1 (``one_blas_thread``: each shard's products stay

@@ -211,10 +211,10 @@ MACHINE_SETTINGS = (
     Setting("blas_threads", "threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core)", int, 1,
             minimum=0, maximum=1024, metavar="N"),
     # N > 1: each recurrent layer's CPU kernel runs its batch in N shards (kernels/sharded.py), in worker processes
-    # by default (--shard-workers). Measured on the 2-core machine (docs/performance.md, "Every core II"), the drums
-    # recipe's epoch: 21.3 s in 2 worker processes, 21.8 s in 2 shard threads, 26.3 s in one thread, all with
-    # --blas-threads 1; with another job on one core 30.1, 28.8 and 25.6 s. --threads 1 --blas-threads 2 was the
-    # fastest on the quiet machine (17.6 s) but took minutes an epoch with a core busy, so shards are the default.
+    # by default (--shard-workers), each projecting its own rows too. Measured on the 2-core machine
+    # (docs/performance.md, "Every core II"), the drums recipe's epoch: 17.8 s in 2 worker processes, 18.2 s in 2
+    # shard threads, 26.3 s in one thread, all with --blas-threads 1; with another job on one core 29.7, 28.8 and
+    # 26.0 s. --threads 1 --blas-threads 2 took 17.6 s quiet but minutes an epoch with a core busy.
     # More than 2 shards is not measured, so the default is 2 where there are 2 cores or more.
     Setting("threads", "CPU cores for the recurrent layers: each runs its batch in N shards, one BLAS thread each, "
                        "in worker processes or threads (--shard-workers; dr.set_num_threads)", int,
