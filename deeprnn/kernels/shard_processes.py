@@ -10,7 +10,7 @@ How. A worker is ``python -m deeprnn.kernels.shard_worker FD``, started on the f
 thread, joined to this process by a Unix socket pair of packets (``SOCK_SEQPACKET``: one message a packet, and a
 file descriptor can ride along). Arrays do not cross the socket: each side copies the arrays it sends into an arena
 of its own (an anonymous ``memfd`` that both map; its descriptor crosses once, when the arena is made or grows), and
-the packet says where they lie (``ArrayRef``). The kernel's cache stays in the worker between the forward and the
+the packet (JSON) says where they lie. The kernel's cache stays in the worker between the forward and the
 backward; this process holds a ``RemoteCache`` naming it, and when that is dropped the worker drops the cache with
 the next call.
 
@@ -21,14 +21,13 @@ the next call.
 Linux only (``memfd_create``, descriptors over sockets): ``AVAILABLE`` says so, and elsewhere shards run in threads.
 """
 import itertools
+import json
 import mmap
 import os
-import pickle
 import socket
 import subprocess
 import sys
 import weakref
-from collections import namedtuple
 
 import numpy
 
@@ -51,8 +50,6 @@ PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 THREADS_INSTEAD = ("shards in threads need no worker process: deeprnn train --shard-workers threads, or "
                    "dr.set_num_threads(n, workers='threads')")
 
-ArrayRef = namedtuple("ArrayRef", "offset shape dtype")
-
 # the calls a worker runs: a kernel's forward and backward (kernels/__init__.py), and the same with the input
 # projection around them (sharded.projected_forward, projected_backward); a forward's cache stays in the worker,
 # and a backward's third argument names it
@@ -69,8 +66,10 @@ def aligned(n):
 
 
 class Channel:
-    """One end of a worker's socket: messages of a header (small, pickled) and a tree of arrays (through the
-    arenas). A received tree's arrays are views of the other side's arena, valid until that side sends again."""
+    """One end of a worker's socket: messages of a header and a tree of arrays, as JSON (no pickle: nothing
+    received can run code), the arrays through the arenas. A tree holds arrays, tuples, lists, dicts with string
+    keys, strings, numbers, booleans and None. A received tree's arrays are views of the other side's arena, valid
+    until that side sends again."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -85,19 +84,25 @@ class Channel:
         def encode(obj):
             nonlocal end
             if isinstance(obj, numpy.ndarray):
-                ref = places.get(id(obj))              # an array that appears twice (dzh is dxw) arrives once
-                if ref is None:
-                    ref = places[id(obj)] = ArrayRef(end, obj.shape, obj.dtype.str)
+                place = places.get(id(obj))            # an array that appears twice (dzh is dxw) arrives once
+                if place is None:
+                    place = places[id(obj)] = [end, list(obj.shape), obj.dtype.str]
                     arrays.append((end, obj))
                     end += aligned(obj.nbytes)
-                return ref
-            if type(obj) in (tuple, list):
-                return type(obj)(encode(item) for item in obj)
+                return {"array": place}
+            if type(obj) is tuple:
+                return {"tuple": [encode(item) for item in obj]}
+            if type(obj) is list:
+                return [encode(item) for item in obj]
             if type(obj) is dict:
-                return {key: encode(value) for key, value in obj.items()}
-            return obj
+                return {"dict": [[key, encode(value)] for key, value in obj.items()]}
+            if isinstance(obj, numpy.generic):
+                return obj.item()
+            if obj is None or isinstance(obj, (bool, int, float, str)):
+                return obj
+            raise TypeError(f"a shard message cannot carry {type(obj).__name__}")
 
-        encoded = encode(tree)
+        message = [encode(header), encode(tree)]
         fds, grown = [], None
         if end > self.outgoing_size:
             grown = max(FIRST_ARENA, 2 * end)
@@ -108,7 +113,7 @@ class Channel:
         for offset, array in arrays:
             numpy.copyto(numpy.ndarray(array.shape, array.dtype, buffer=self.outgoing, offset=offset), array)
         try:
-            socket.send_fds(self.sock, [pickle.dumps((header, encoded, grown), protocol=pickle.HIGHEST_PROTOCOL)], fds)
+            socket.send_fds(self.sock, [json.dumps(message + [grown]).encode()], fds)
         finally:
             for fd in fds:
                 os.close(fd)       # the mapping stays; the other side maps its own copy of the descriptor
@@ -118,7 +123,7 @@ class Channel:
         data, fds, _, _ = socket.recv_fds(self.sock, PACKET, 1)
         if not data:
             raise EOFError("the other end of the shard channel closed")
-        header, encoded, grown = pickle.loads(data)
+        header, encoded, grown = json.loads(data)
         if fds:
             try:
                 self.incoming = mmap.mmap(fds[0], grown)
@@ -127,19 +132,21 @@ class Channel:
         views = {}
 
         def decode(obj):
-            if type(obj) is ArrayRef:
-                view = views.get(obj.offset)
+            if type(obj) is list:
+                return [decode(item) for item in obj]
+            if type(obj) is not dict:
+                return obj
+            if "array" in obj:
+                offset, shape, dtype = obj["array"]
+                view = views.get(offset)
                 if view is None:
-                    view = views[obj.offset] = numpy.ndarray(obj.shape, obj.dtype, buffer=self.incoming,
-                                                             offset=obj.offset)
+                    view = views[offset] = numpy.ndarray(tuple(shape), dtype, buffer=self.incoming, offset=offset)
                 return view
-            if type(obj) in (tuple, list):
-                return type(obj)(decode(item) for item in obj)
-            if type(obj) is dict:
-                return {key: decode(value) for key, value in obj.items()}
-            return obj
+            if "tuple" in obj:
+                return tuple(decode(item) for item in obj["tuple"])
+            return {key: decode(value) for key, value in obj["dict"]}
 
-        return header, decode(encoded)
+        return decode(header), decode(encoded)
 
     def close(self):
         self.sock.close()
