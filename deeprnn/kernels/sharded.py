@@ -220,36 +220,44 @@ class Sharded:
     def __repr__(self):
         return f"<kernel {self.NAME}>"
 
+    def run(self, op, here, shard_args, ws, options):
+        """Each shard's call (``here`` in this process, ``op`` by name in a worker) on one BLAS thread; the
+        results in shard order. One shard: ``here`` alone, on the BLAS threads the process has."""
+        if len(shard_args) == 1:
+            return [here(*shard_args[0], ws, **options)]
+        with one_blas_thread():
+            return runner(self.shards, self.workers).run(self.kernel, op, here, shard_args,
+                                                         shard_workspaces(ws, len(shard_args)), options)
+
+    def join_forward(self, rows, results, ws, xw_shape):
+        """The shards' (hs_k, final_k, cache_k) joined: (hs (T, B, H), final state, ShardedCache)."""
+        if len(rows) == 1:
+            hs, final, cache = results[0]
+            return hs, final, ShardedCache(rows, (cache,), xw_shape)
+        hs_parts, finals, caches = zip(*results)
+        hs = ws.empty((hs_parts[0].shape[0], rows[-1].stop, hs_parts[0].shape[2]), hs_parts[0].dtype)
+        for r, hs_k in zip(rows, hs_parts):
+            hs[:, r] = hs_k
+        return hs, tuple(numpy.concatenate(parts) for parts in zip(*finals)), ShardedCache(rows, caches, xw_shape)
+
     def forward(self, xw, U, initial_state, recurrent_mask, ws, **options):
         """The kernel's forward on each shard's rows of xw (T, B, G*H), the initial state (B, H) and the masks
         (G, B, H); returns (hs (T, B, H), final state, ShardedCache) like the kernel's."""
-        T, B, _ = xw.shape
-        rows = shard_rows(B, self.shards)
-        if len(rows) == 1:
-            hs, final, cache = self.kernel.forward(xw, U, initial_state, recurrent_mask, ws, **options)
-            return hs, final, ShardedCache(rows, (cache,), xw.shape)
+        rows = shard_rows(xw.shape[1], self.shards)
         shard_args = [(xw[:, r], U, tuple(s[r] for s in initial_state),
                        None if recurrent_mask is None else recurrent_mask[:, r]) for r in rows]
-        with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "forward", self.kernel.forward, shard_args,
-                                                            shard_workspaces(ws, len(rows)), options)
-        hs = ws.empty((T, B, U.shape[0]), xw.dtype)
-        for r, (hs_k, _, _) in zip(rows, results):
-            hs[:, r] = hs_k
-        final = tuple(numpy.concatenate(parts) for parts in zip(*(final_k for _, final_k, _ in results)))
-        return hs, final, ShardedCache(rows, tuple(cache_k for _, _, cache_k in results), xw.shape)
+        return self.join_forward(rows, self.run("forward", self.kernel.forward, shard_args, ws, options), ws,
+                                 xw.shape)
 
     def backward(self, dhs, d_final, cache, U, ws):
         """The kernel's backward on each shard's rows; dxw, dzh (T, B, G*H) and d_initial_state joined along B,
         dU summed in shard order. The cache is only read (as the kernels' are)."""
         rows = cache.rows
-        if len(rows) == 1:
-            return self.kernel.backward(dhs, d_final, cache.caches[0], U, ws)
         shard_args = [(None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache_k, U)
                       for r, cache_k in zip(rows, cache.caches)]
-        with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "backward", self.kernel.backward,
-                                                            shard_args, shard_workspaces(ws, len(rows)), {})
+        results = self.run("backward", self.kernel.backward, shard_args, ws, {})
+        if len(rows) == 1:
+            return results[0]
         dxw = ws.empty(cache.shape, U.dtype)
         dzh = ws.empty(cache.shape, U.dtype)     # written only where the kernel's dzh is not its dxw (the GRU's)
         shared = True
@@ -258,9 +266,8 @@ class Sharded:
             if dzh_k is not dxw_k:
                 shared = False
                 dzh[:, r] = dzh_k
-        dU = functools.reduce(numpy.add, (dU_k for _, _, dU_k, _ in results))   # a fixed order: the same bits
-        d_initial = tuple(numpy.concatenate(parts) for parts in zip(*(d_k for _, _, _, d_k in results)))
-        return dxw, (dxw if shared else dzh), dU, d_initial
+        _, _, dUs, d_initials = zip(*results)
+        return dxw, (dxw if shared else dzh), in_order_sum(dUs), joined_rows(d_initials)
 
     # -- the input projection in the shards too ------------------------------------------------------------------------
     def projected_forward(self, projection, x_tm, W, bias, input_mask, gates, U, initial_state, recurrent_mask, ws,
@@ -271,44 +278,39 @@ class Sharded:
 
         Why: the products over all timesteps are about a third of a step (docs/performance.md); in the shards they
         use every core without BLAS threads, and a worker process receives x (D wide) instead of xw (G*H wide)."""
-        T, B, _ = x_tm.shape
-        rows = shard_rows(B, self.shards)
+        rows = shard_rows(x_tm.shape[1], self.shards)
         shard_args = [(x_tm[:, r], W, bias, None if input_mask is None else input_mask[:, r], gates, U,
                        tuple(s[r] for s in initial_state), None if recurrent_mask is None else recurrent_mask[:, r])
                       for r in rows]
         here = functools.partial(projected_forward, self.kernel, projection)
-        if len(rows) == 1:
-            hs, final, cache = here(*shard_args[0], ws, **options)
-            return hs, final, ShardedCache(rows, (cache,), None)
-        with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "projected_forward", here, shard_args,
-                                                            shard_workspaces(ws, len(rows)), options)
-        hs = ws.empty((T, B, U.shape[0]), x_tm.dtype)
-        for r, (hs_k, _, _) in zip(rows, results):
-            hs[:, r] = hs_k
-        final = tuple(numpy.concatenate(parts) for parts in zip(*(final_k for _, final_k, _ in results)))
-        return hs, final, ShardedCache(rows, tuple(cache_k for _, _, cache_k in results), None)
+        return self.join_forward(rows, self.run("projected_forward", here, shard_args, ws, options), ws, None)
 
     def projected_backward(self, projection_backward, dhs, d_final, cache, U, W, gates, ws):
         """The backward of ``projected_forward``: each shard's loops, then its dx and its share of dW by
         ``projection_backward`` (``RNN``'s ``project_inputs_backward``) and of the bias gradient's sums. Returns
         (dx (T, B, D) joined along B, dW, dU, (sum of dxw, sum of dzh or None), d_initial_state), the sums over
         shards in shard order."""
-        rows = cache.rows
-        here = functools.partial(projected_backward, self.kernel, projection_backward)
         shard_args = [(None if dhs is None else dhs[:, r], tuple(d[r] for d in d_final), cache_k, U, W, gates)
-                      for r, cache_k in zip(rows, cache.caches)]
-        if len(rows) == 1:
-            return here(*shard_args[0], ws)
-        with one_blas_thread():
-            results = runner(self.shards, self.workers).run(self.kernel, "projected_backward", here, shard_args,
-                                                            shard_workspaces(ws, len(rows)), {})
-        dx = numpy.concatenate([dx_k for dx_k, _, _, _, _ in results], axis=1)
-        dW, dU = (functools.reduce(numpy.add, parts) for parts in zip(*((dW_k, dU_k) for _, dW_k, dU_k, _, _ in results)))
-        db_in = functools.reduce(numpy.add, (db_k[0] for _, _, _, db_k, _ in results))
-        db_rec = None if results[0][3][1] is None else functools.reduce(numpy.add, (db_k[1] for _, _, _, db_k, _ in results))
-        d_initial = tuple(numpy.concatenate(parts) for parts in zip(*(d_k for _, _, _, _, d_k in results)))
-        return dx, dW, dU, (db_in, db_rec), d_initial
+                      for r, cache_k in zip(cache.rows, cache.caches)]
+        here = functools.partial(projected_backward, self.kernel, projection_backward)
+        results = self.run("projected_backward", here, shard_args, ws, {})
+        if len(results) == 1:
+            return results[0]
+        dxs, dWs, dUs, sums, d_initials = zip(*results)
+        sums_dxw, sums_dzh = zip(*sums)
+        return (numpy.concatenate(dxs, axis=1), in_order_sum(dWs), in_order_sum(dUs),
+                (in_order_sum(sums_dxw), None if sums_dzh[0] is None else in_order_sum(sums_dzh)),
+                joined_rows(d_initials))
+
+
+def in_order_sum(parts):
+    """((p_0 + p_1) + p_2) + ...: the shards' shares summed in a fixed order, so a given S gives the same bits."""
+    return functools.reduce(numpy.add, parts)
+
+
+def joined_rows(states):
+    """The shards' state tuples ((B_k, H), ...) joined along B into one tuple."""
+    return tuple(numpy.concatenate(parts) for parts in zip(*states))
 
 
 def projected_forward(kernel, projection, x_tm, W, bias, input_mask, gates, U, initial_state, recurrent_mask, ws,
