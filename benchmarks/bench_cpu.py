@@ -20,7 +20,8 @@ What is compared (benchmarks/cpu_models.py builds the models):
 Every ratio is taken at each thread count N of ``--threads`` (default: 1 and all cores), both sides set the same
 way: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS = N in the worker's environment, and in the worker
 torch.set_num_threads(N) for PyTorch, and for ours what ``deeprnn train --threads N`` sets: dr.set_num_threads(N)
-(our recurrent kernels in N batch shards, in worker processes where the OS allows) and one BLAS thread outside them.
+(our recurrent layers and the head's products in N batch shards: threads for 2, worker processes for more) and one
+BLAS thread outside them.
 Each measurement runs in its own process (benchmarks/cpu_worker.py): NumPy's and PyTorch's thread pools fight when
 they share one. The frameworks alternate A B A B, each block warmed up first, and a ratio is the median of
 the per-pair ratios of median step times, so that load from other processes moves both sides of a pair alike.

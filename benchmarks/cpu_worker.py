@@ -15,14 +15,15 @@ Cases and implementations:
   stepped one token per call with its (h, c) carried, greedy).
 
 --threads N: ``torch.set_num_threads(N)`` for PyTorch; for ours what ``deeprnn train --threads N`` sets by default:
-``dr.set_num_threads(N)`` (each recurrent layer's kernel in N batch shards, in worker processes where the OS allows)
-and one BLAS thread for the products outside the shards (input projection, dW, dx, the head: ``--blas-threads 1``;
-two BLAS threads beside the shards measured slower, docs/performance.md, "Every core"); ours keeps freed memory for
+``dr.set_num_threads(N)`` (each recurrent layer's loops and input products, and the head's products, in N batch
+shards: threads for 2, worker processes for more) and one BLAS thread for what stays outside the shards
+(``--blas-threads 1``; two BLAS threads beside the shards measured slower, docs/performance.md, "Every core II");
+ours keeps freed memory for
 reuse as every ``deeprnn`` command does (``deeprnn.memory.keep_freed_memory``). The BLAS/OpenMP pools read
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS when they start, so bench_cpu.py sets those in the
-environment of every worker (the JSON line reports the threads each library ended up with). Prints one JSON line: per-step (or per-token) seconds, peak RSS, the BLAS
-kernel and threads. NumPy and PyTorch are never timed in one process: their thread pools fight (see
-docs/performance.md).
+environment of every worker (the JSON line reports the threads each library ended up with). Prints one JSON line:
+per-step (or per-token) seconds, peak RSS, the BLAS kernel and threads. NumPy and PyTorch are never timed in one
+process: their thread pools fight (see docs/performance.md).
 """
 import argparse
 import json
@@ -62,9 +63,9 @@ def timed(step, steps, warmup):
 
 def ours_threads(threads):
     """This process set up as ``deeprnn train --threads N`` sets itself up by default (cli.main): the recurrent
-    layers in ``threads`` batch shards (dr.set_num_threads: worker processes where the OS allows), one BLAS thread
-    for the products outside them (--blas-threads 1, its default), freed memory kept for reuse
-    (deeprnn/memory.py); what the record says ran."""
+    layers and the head's products in ``threads`` batch shards (dr.set_num_threads, workers "auto"), one BLAS
+    thread for the rest (--blas-threads 1, its default), freed memory kept for reuse (deeprnn/memory.py); what
+    the record says ran."""
     import threadpoolctl
 
     import deeprnn as dr

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import __version__, backend
 from .errors import DeeprnnError, MissingExtraError, SettingError
 from .files import atomic_write_bytes
-from .kernels.sharded import get_num_threads, get_shard_workers, set_num_threads
+from .kernels.sharded import get_num_threads, get_shard_workers, set_num_threads, shard_kind
 from .memory import keep_freed_memory
 from .pipeline import (RunExistsError, Sampling, TrainConfig, evaluate_checkpoint, generate_from_checkpoint,
                        greedy_versus_sampled, train)
@@ -320,7 +320,7 @@ def describe_threads(threads, blas_threads, shard_workers):
     blas = "the library's default" if not blas_threads else f"{blas_threads}"
     if threads == 1:
         return f"threads: 1 (the recurrent layers in one thread; BLAS threads: {blas})"
-    where = "worker processes" if shard_workers == "processes" else "threads"
+    where = "worker processes" if shard_kind(shard_workers, threads) == "processes" else "threads"
     return (f"threads: {threads} (the recurrent layers in {threads} batch shards in {where}, one BLAS thread each; "
             f"BLAS threads outside them: {blas})")
 

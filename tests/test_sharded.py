@@ -153,6 +153,57 @@ def test_shards_project_the_inputs_only_for_the_rnns_own_projection(workers, thr
     assert_close(results["sharded"], results["reference"], "float64")
 
 
+def test_auto_runs_two_shards_in_threads_and_more_in_processes(threads):
+    """"auto" (the default): 2 shards in threads, measured faster on 2 cores; 3 or more in worker processes,
+    which share no GIL (threads where the OS has no worker processes)."""
+    assert dr.get_shard_workers() == "auto"
+    threads(2)
+    assert sharded.across_threads(cpu_lstm).NAME == "cpu_lstm x2 threads"
+    threads(3)
+    expected = "processes" if shard_processes.AVAILABLE else "threads"
+    assert sharded.across_threads(cpu_lstm).NAME == f"cpu_lstm x3 {expected}"
+    assert sharded.shard_kind("auto", 4) == expected and sharded.shard_kind("threads", 4) == "threads"
+
+
+# -- products by rows (the head's) ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", WORKERS)
+@pytest.mark.parametrize("n", [2, 3])
+def test_products_by_rows_equal_the_one_product(n, workers, threads):
+    """rows_product: a's rows in n shards == a @ b (to float64 round-off), 3 shards of 200+ rows; summed_product
+    == a^T b, the same bits run after run; under 2 x MIN_SHARD_ROWS rows, the one product itself."""
+    rng = numpy.random.default_rng(n)
+    rows = 3 * sharded.MIN_SHARD_ROWS + 5
+    a, b, c = rng.normal(size=(rows, 7)), rng.normal(size=(7, 5)), rng.normal(size=(rows, 5))
+    threads(n, workers)
+    assert len(sharded.row_parts(a)) == min(n, 3)
+    numpy.testing.assert_allclose(sharded.rows_product(a, b), a @ b, rtol=1e-13, atol=1e-13)
+    summed = sharded.summed_product(a, c)
+    numpy.testing.assert_allclose(summed, a.T @ c, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_array_equal(sharded.summed_product(a, c), summed)
+    small = a[:2 * sharded.MIN_SHARD_ROWS - 1]
+    assert sharded.row_parts(small) is None
+    numpy.testing.assert_array_equal(sharded.rows_product(small, b), small @ b)
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_dense_over_many_rows_in_shards_equals_one_thread(workers, threads):
+    """A Dense head over B*T = 1,200 rows: under 2 shards its forward, dx, dW and db equal one thread's (float64)."""
+    dr.set_floatx("float64")
+    dr.set_seed(0)
+    dense = layers.Dense(6)
+    rng = numpy.random.default_rng(1)
+    x, dy = rng.normal(size=(40, 30, 8)), rng.normal(size=(40, 30, 6))
+    dense.ensure_built(x.shape)
+    results = []
+    for n in (1, 2):
+        threads(n, workers)
+        y, cache = dense.forward(x)
+        back = dense.backward(dy, cache)
+        results.append([y, back.dx, *back.grads])
+    for one, two in zip(*results):
+        assert relative_error(two, one) < 1e-13
+
+
 def test_shard_rows_split_evenly_larger_first():
     assert sharded.shard_rows(32, 2) == [slice(0, 16), slice(16, 32)]
     assert sharded.shard_rows(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]
@@ -290,7 +341,7 @@ def test_set_num_threads_takes_a_count(bad):
 
 
 def test_set_num_threads_takes_processes_or_threads(threads):
-    with pytest.raises(ValueError, match="set_num_threads: workers must be one of processes, threads, got 'gpu'"):
+    with pytest.raises(ValueError, match="workers must be one of auto, processes, threads, got 'gpu'"):
         dr.set_num_threads(2, "gpu")
     assert dr.get_num_threads() == 1 and dr.get_shard_workers() == sharded.DEFAULT_WORKERS
     threads(2, "threads")
@@ -310,7 +361,7 @@ def test_threads_flag_sets_the_shards_for_the_command_and_train_prints_them(tmp_
     monkeypatch.setattr(cli, "train", no_work)
     assert cli.main(["train", "--threads", "2", "--blas-threads", "2", "--out", str(tmp_path / "run")]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("threads: 2 (the recurrent layers in 2 batch shards in worker processes, one BLAS thread each; "
+    assert out[0] == ("threads: 2 (the recurrent layers in 2 batch shards in threads, one BLAS thread each; "
                       "BLAS threads outside them: 2)")
     assert seen == [2] and dr.get_num_threads() == 1
     assert cli.main(["train", "--threads", "1", "--out", str(tmp_path / "run")]) == 1
@@ -319,7 +370,11 @@ def test_threads_flag_sets_the_shards_for_the_command_and_train_prints_them(tmp_
     assert cli.main(["train", "--threads", "3", "--shard-workers", "threads", "--out", str(tmp_path / "run")]) == 1
     assert capsys.readouterr().out.splitlines()[0].startswith("threads: 3 (the recurrent layers in 3 batch shards "
                                                               "in threads,")
-    assert seen == [2, 1, 3] and dr.get_shard_workers() == sharded.DEFAULT_WORKERS
+    if shard_processes.AVAILABLE:
+        assert cli.main(["train", "--threads", "3", "--out", str(tmp_path / "run")]) == 1
+        assert capsys.readouterr().out.splitlines()[0].startswith("threads: 3 (the recurrent layers in 3 batch "
+                                                                  "shards in worker processes,")
+    assert seen[:3] == [2, 1, 3] and dr.get_shard_workers() == sharded.DEFAULT_WORKERS
 
 
 @pytest.mark.parametrize("value, message", [("0", "must be an integer >= 1 and <= 1024, got 0"),

@@ -55,6 +55,8 @@ THREADS_INSTEAD = ("shards in threads need no worker process: deeprnn train --sh
 # and a backward's third argument names it
 FORWARDS = ("forward", "projected_forward")
 BACKWARDS = ("backward", "projected_backward")
+# and products by rows, no kernel: a_k @ b (sharded.rows_product) and a_k^T b_k (sharded.summed_product)
+PRODUCTS = ("rows_product", "summed_product")
 
 
 class WorkerError(RuntimeError):
@@ -200,7 +202,8 @@ class Worker:
             if cache.worker is not self:
                 raise WorkerError("this cache belongs to a shard worker that was stopped; run the forward again")
             args = args[:2] + (cache.key,) + args[3:]
-        return self.send(op, kernel.__name__, self.workspace_key(ws), (args, options))
+        return self.send(op, None if kernel is None else kernel.__name__,
+                         None if ws is None else self.workspace_key(ws), (args, options))
 
     def held(self):
         """(caches, workspaces) the worker holds now, after dropping those this process has let go of."""

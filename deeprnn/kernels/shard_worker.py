@@ -13,7 +13,7 @@ import numpy
 
 from ..layers.recurrent import project_inputs, project_inputs_backward
 from ..memory import keep_freed_memory
-from .shard_processes import KERNELS, Channel
+from .shard_processes import KERNELS, PRODUCTS, Channel
 from .sharded import projected_backward, projected_forward
 from .workspace import Workspace
 
@@ -40,6 +40,10 @@ def serve(channel):
             (caches if kind == "cache" else workspaces).pop(name, None)
         if op == "held":
             channel.send((call, "ok", None), (len(caches), len(workspaces)))
+            continue
+        if op in PRODUCTS:
+            a, b = tree[0]
+            channel.send((call, "ok", None), a @ b if op == "rows_product" else a.T @ b)
             continue
         try:
             kernel = KERNELS[kernel_name]

@@ -60,9 +60,13 @@ ShardedCache = namedtuple("ShardedCache", "rows caches shape")   # shape: xw's (
 # a shard's cache on the projected path: the kernel's, and the rows of x and of the input masks dW needs
 ProjectedCache = namedtuple("ProjectedCache", "loop x_tm input_mask")
 
-# where shards run: worker processes (no shared GIL; Linux) or threads of this process
-WORKERS = ("processes", "threads")
-DEFAULT_WORKERS = "processes" if shard_processes.AVAILABLE else "threads"
+# where shards run: worker processes (no shared GIL; Linux), threads of this process, or "auto": threads up to
+# AUTO_PROCESSES_FROM - 1 shards, processes from there. Measured on 2 cores (docs/performance.md, "Every core II"),
+# two shard threads ran the drums LSTM step in 94-97 ms, two processes in 99-103 ms (their copies); past two
+# shards, threads share one GIL for S x 18 us of Python a timestep (on paper: no machine with more cores here)
+WORKERS = ("auto", "processes", "threads")
+DEFAULT_WORKERS = "auto"
+AUTO_PROCESSES_FROM = 3
 
 _threads = 1
 _workers = DEFAULT_WORKERS
@@ -91,9 +95,10 @@ atexit.register(stop_workers)
 
 
 def set_num_threads(n, workers=None):
-    """Run the recurrent layers' CPU kernels in ``n`` batch shards (1: the kernel as it is), each in a worker
-    process (``workers="processes"``, the default where the OS allows: Linux) or a thread of this process
-    (``"threads"``); ``workers=None`` keeps the current choice.
+    """Run the recurrent layers' CPU kernels (and the products of layers over many rows) in ``n`` batch shards
+    (1: the kernel as it is), each in a worker process (``workers="processes"``, Linux) or a thread of this
+    process (``"threads"``); ``"auto"``, the default: threads for 2 shards, processes for more (``shard_kind``);
+    ``workers=None`` keeps the current choice.
 
     Like ``torch.set_num_threads``: process-wide, read by every recurrent layer when it picks its kernel.
     """
@@ -115,8 +120,16 @@ def get_num_threads():
 
 
 def get_shard_workers():
-    """Where the shards run: "processes" or "threads" (``set_num_threads``)."""
+    """Where the shards run as set: "auto", "processes" or "threads" (``set_num_threads``)."""
     return _workers
+
+
+def shard_kind(workers, shards):
+    """What ``workers`` means for ``shards`` shards: "processes" or "threads" ("auto": threads below
+    AUTO_PROCESSES_FROM shards or where the OS has no worker processes, processes from there)."""
+    if workers != "auto":
+        return workers
+    return "processes" if shards >= AUTO_PROCESSES_FROM and shard_processes.AVAILABLE else "threads"
 
 
 def across_threads(kernel):
@@ -127,14 +140,19 @@ def across_threads(kernel):
     return sharded(kernel, _threads, _workers)
 
 
-@functools.cache
 def sharded(kernel, shards, workers=DEFAULT_WORKERS):
-    """The one ``Sharded`` of each (kernel, shards, workers): the same object every call, as a kernel module is."""
-    return Sharded(kernel, shards, workers)
+    """The one ``Sharded`` of each (kernel, shards, kind): the same object every call, as a kernel module is."""
+    return sharded_of_kind(kernel, shards, shard_kind(workers, shards))
+
+
+@functools.cache
+def sharded_of_kind(kernel, shards, kind):
+    return Sharded(kernel, shards, kind)
 
 
 def shard_rows(B, shards):
-    """min(shards, B) contiguous row ranges covering 0..B (one, empty, for B = 0), sizes differing by at most one (the larger first)."""
+    """min(shards, B) contiguous row ranges covering 0..B (one, empty, for B = 0), sizes differing by at most one
+    (the larger first)."""
     shards = max(1, min(shards, B))
     size, larger = divmod(B, shards)
     bounds = numpy.cumsum([0] + [size + 1] * larger + [size] * (shards - larger))
@@ -213,6 +231,7 @@ class Sharded:
     interface of deeprnn/kernels/__init__.py), made by ``sharded(kernel, shards, workers)``."""
 
     def __init__(self, kernel, shards, workers=DEFAULT_WORKERS):
+        workers = shard_kind(workers, shards)
         self.kernel, self.shards, self.workers = kernel, shards, workers
         self.NAME = f"{kernel.NAME} x{shards} {workers}"
         self.unsupported = kernel.unsupported    # the same claim: the kernel's arrays
@@ -327,3 +346,45 @@ def projected_backward(kernel, projection_backward, dhs, d_final, cache, U, W, g
     dx, dW = projection_backward(dxw, cache.x_tm, W, cache.input_mask, gates)
     sums = (dxw.sum(axis=(0, 1)), None if dzh is dxw else dzh.sum(axis=(0, 1)))
     return dx, dW, dU, sums, d_initial
+
+
+# -- products by rows: the head's, beside the recurrent layers' shards ----------------------------------------------
+# fewer rows than this a shard, and a product stays whole: handing it over would cost more than it saves
+MIN_SHARD_ROWS = 256
+
+
+def row_parts(a):
+    """The row ranges of a 2-D NumPy ``a`` for the shards set by ``set_num_threads``, or None: one thread, a
+    GPU array, or too few rows."""
+    if _threads == 1 or type(a) is not numpy.ndarray or a.shape[0] < 2 * MIN_SHARD_ROWS:
+        return None
+    return shard_rows(a.shape[0], min(_threads, a.shape[0] // MIN_SHARD_ROWS))
+
+
+def run_products(op, here, shard_args):
+    """Each shard's product, on one BLAS thread: the first in this process, the others in the shards' workers."""
+    with one_blas_thread():
+        return runner(len(shard_args), shard_kind(_workers, _threads)).run(None, op, here, shard_args,
+                                                                            [None] * len(shard_args), {})
+
+
+def rows_product(a, b):
+    """a @ b for a 2-D a: under ``set_num_threads(n)``, a's rows in n shards (each its rows of the product,
+    joined in order: the same bits as one product); else the one product.
+
+    Why: the drums head, Dense(515) over B*T = 2048 rows, is 11% of a one-thread training step and a sixth of a
+    two-shard one once the recurrent layers run in shards (docs/performance.md, "Every core II")."""
+    parts = row_parts(a)
+    if parts is None:
+        return a @ b
+    return numpy.concatenate(run_products("rows_product", lambda a_k, b, ws: a_k @ b, [(a[r], b) for r in parts]))
+
+
+def summed_product(a, b):
+    """a^T b over the rows of a (R, K) and b (R, N): under ``set_num_threads(n)``, each shard's rows' product,
+    summed in shard order (a given n gives the same bits every run); else the one product."""
+    parts = row_parts(a)
+    if parts is None:
+        return a.T @ b
+    return in_order_sum(run_products("summed_product", lambda a_k, b_k, ws: a_k.T @ b_k,
+                                     [(a[r], b[r]) for r in parts]))

@@ -10,6 +10,7 @@ from collections import namedtuple
 
 from .. import activations, arguments
 from ..backend import array_module
+from ..kernels.sharded import rows_product, summed_product
 from .base import Backward, Layer
 
 DenseCache = namedtuple("DenseCache", "x z y")
@@ -72,7 +73,9 @@ class Dense(Layer):
     def forward(self, x, training=False):
         if x.ndim < 2 or x.shape[-1] != self.W.shape[0]:
             self.check_input_shape(x.shape, max(x.ndim, 2), self.W.shape[0])
-        z = x @ self.W.value
+        # x W as one product over all leading axes (B*T rows for a sequence), by rows in the batch shards under
+        # dr.set_num_threads(n) (kernels/sharded.py)
+        z = rows_product(x.reshape(-1, x.shape[-1]), self.W.value).reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
             z = z + self.b.value
         y = activation_forward(self.activation, z)
@@ -82,10 +85,10 @@ class Dense(Layer):
         dz = activation_backward(self.activation, dy, cache.z, cache.y)
         x2 = cache.x.reshape(-1, cache.x.shape[-1])
         dz2 = dz.reshape(-1, self.units)
-        dW = x2.T @ dz2
+        dW = summed_product(x2, dz2)          # x^T dz
         # one product over all B*T rows: dz @ W.T on a 3-D dz runs one product per sample (the drums head's dx,
         # (32, 64, 515) @ (515, 256): 7.6 ms against 5.6 ms as one (2048, 515) @ (515, 256) product, one thread)
-        dx = (dz2 @ self.W.value.T).reshape(dz.shape[:-1] + (self.W.shape[0],))
+        dx = rows_product(dz2, self.W.value.T).reshape(dz.shape[:-1] + (self.W.shape[0],))
         grads = [dW, dz2.sum(axis=0)] if self.use_bias else [dW]
         return Backward(dx, grads)
 

@@ -222,8 +222,9 @@ MACHINE_SETTINGS = (
             default_text="2, or 1 on a 1-core machine"),
     # processes: no GIL shared between the shards (Linux: memfd and descriptors over a Unix socket); threads: the
     # fallback elsewhere, and the comparison (docs/performance.md)
-    Setting("shard_workers", "where the --threads shards run: worker processes (Linux) or threads of this process",
-            choices=WORKERS, default=DEFAULT_WORKERS, default_text="processes, or threads where the OS has no memfd"),
+    Setting("shard_workers", "where the --threads shards run: worker processes (Linux), threads of this process, "
+                             "or auto: threads for 2 shards, processes for more", choices=WORKERS,
+            default=DEFAULT_WORKERS),
 )
 
 # --- train: how this invocation runs, not part of the run's config ------------------------------------------------
