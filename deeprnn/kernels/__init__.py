@@ -31,8 +31,8 @@ gradient of h U + b_rec, whose sum over t and B is b_rec's gradient (``GRU.bias_
 
 A layer lists the kernels that may run its loops (``LSTM.fused_kernels``) and chooses among them by its
 ``implementation`` argument; nothing here is selected silently. Under ``dr.set_num_threads(n)`` with n > 1 a CPU
-kernel runs in n batch shards, in worker processes or threads (``sharded.py``, ``shard_processes.py``: a kernel
-itself, named "cpu_lstm x2 processes", which also offers ``projected_forward``/``projected_backward``: the input
+kernel runs in n batch shards, in threads or worker processes (``sharded.py``, ``shard_processes.py``: a kernel
+itself, named "cpu_lstm x2 threads", which also offers ``projected_forward``/``projected_backward``: the input
 projection and its gradients in the shards too, which ``RNN`` uses where the layer's projection is its own).
 
 ``cpu_step.py`` is of another kind: not one layer's sequence loops but one generated token through a whole served

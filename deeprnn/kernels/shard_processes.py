@@ -1,10 +1,13 @@
 """Batch shards in worker processes: each shard's kernel call in a process of its own, so no shard waits for a GIL.
 
 Why: shards in threads (``sharded.py``) share one interpreter lock. NumPy releases it inside each call, but the
-kernels' loops make about 20 calls per timestep, so two shard threads take turns on it about 1,300 times a layer
-and a step; measured on the 2-core machine, the LSTM kernel (B 32, T 64, H 256, forward and backward) took 54.2 ms
-on one thread and 56.9 ms in two shard threads. In two processes, arrays through shared memory, it took 28.6 ms
-against 45.0 ms on one thread (its B 16 half alone: 25.7 ms), and the copies in and out about 1 ms of that.
+kernels' loops make about 20 calls per timestep, so S shard threads need S x 18 us of Python a timestep, one after
+the other: past a few shards they wait for the GIL more than they compute (docs/performance.md, "Every core II",
+on paper). Worker processes share no lock; they pay for copying their arrays in and out instead. Measured on the
+2-core machine (quiet): the LSTM kernel (B 32, T 64, H 256, forward and backward) took 44.5 ms on one thread, 32 ms
+in two shard threads and 29-30 ms in two processes; the drums LSTM training step, with the projections and the
+head's products in the shards too, 94-97 ms in two threads and 99-103 ms in two processes. So
+``set_num_threads(n)`` ("auto") runs 2 shards in threads and more in processes.
 
 How. A worker is ``python -m deeprnn.kernels.shard_worker FD``, started on the first sharded call, with one BLAS
 thread, joined to this process by a Unix socket pair of packets (``SOCK_SEQPACKET``: one message a packet, and a
@@ -15,8 +18,8 @@ backward; this process holds a ``RemoteCache`` naming it, and when that is dropp
 the next call.
 
     Channel(sock).send(header, tree) / .receive() -> (header, tree)   # either side: tuples, lists, dicts of arrays
-    ShardProcesses(n).run(kernel, op, shard_args, workspaces, options) -> one result per shard: the first shard
-                                                                          in this process, the others in workers
+    ShardProcesses().grow(n); .run(kernel, op, here, shard_args, workspaces, options) -> one result per shard:
+        the first shard here (``here(*args, ws, **options)``), the others in workers (the call named ``op``)
 
 Linux only (``memfd_create``, descriptors over sockets): ``AVAILABLE`` says so, and elsewhere shards run in threads.
 """

@@ -1,39 +1,40 @@
-"""Batch shards: a CPU kernel's loops on several cores, each shard of the batch's rows in a worker process or thread.
+"""Batch shards: a CPU kernel's loops on several cores, each shard of the batch's rows in a thread or worker process.
 
 Rows of a batch never meet in the recurrence (row b's h_t depends on row b's inputs and state alone), so the batch
 splits into S contiguous shards of rows and each runs the same kernel, forward and backward, with its own workspace:
-the first in the caller's thread, the others in worker processes (``shard_processes.py``, the default where the OS
-allows: Linux) or in threads of this process. The results join:
+the first in the caller's thread, the others in threads of this process or in worker processes
+(``shard_processes.py``, Linux). The results join:
 
     hs, final state, dxw, dzh, d_initial_state: the shards' rows side by side (B = B_0 + ... + B_{S-1})
     dU = ((dU_0 + dU_1) + dU_2) + ...: summed in shard order, so a given S gives the same bits run after run
 
 A recurrent layer hands its shards more than the loops where it can (``RNN.projects_in_shards``): each shard
 projects its own rows of x (``projected_forward``: xw_k = (x_k * M_k) W + b, then the loops) and, going back,
-computes its dx, its share of dW and of the bias gradient's sums (``projected_backward``). The products over all
-timesteps then run on every core without BLAS threads, and a worker process receives x (D wide) and returns dx
-instead of xw and dxw (G*H wide). dW, dU and the bias sums add up in shard order.
+computes its dx, its share of dW and of the bias gradient's sums (``projected_backward``). A Dense layer over many
+rows (the drums head: B*T rows) splits its products by rows the same way (``rows_product``, ``summed_product``).
+The products then run on every core without BLAS threads. dW, dU and the bias sums add up in shard order.
 
-Processes and threads run the same functions on the same rows with one BLAS thread, so they give the same bits
-(``tests/test_sharded.py``). What differs is the GIL: shard threads share it, and the kernels' loops make about 20
-NumPy calls a timestep, each handing it over; worker processes share nothing but the arrays, which cross through
-shared memory. Measured on the 2-core machine (docs/performance.md, "Every core II"): the drums LSTM training step
-162-164 ms on one thread, 105-109 ms in two shards (processes or threads alike), 137-152 ms when the shards ran
-the loops alone. Half a batch costs about 60% of a whole one in the loops (each timestep's Python and NumPy calls
-cost the same at any B), which is most of what keeps two shards from 2x. On more cores threads are bound by the
-GIL (S x 18 us of Python a step, one after the other) where processes are not.
+Threads or processes (``set_num_threads(n, workers)``). They run the same functions on the same rows with one
+BLAS thread, so they give the same bits (``tests/test_sharded.py``). Shard threads share the GIL: the kernels'
+loops make about 20 NumPy calls a timestep, each handing it over, and S threads need S x 18 us of Python a
+timestep, one after the other. Worker processes share nothing but the arrays, which they copy through shared
+memory. Measured on the 2-core machine (docs/performance.md, "Every core II"), the drums LSTM training step: 159-164
+ms on one thread, 94-97 ms in two shard threads, 99-103 ms in two worker processes (their copies). So "auto", the
+default, runs 2 shards in threads and more in processes, where the GIL would bind threads (on paper: no machine
+with more cores here). Half a batch costs about 60% of a whole one in the loops (each timestep's Python and NumPy
+calls cost the same at any B): most of what keeps two shards from 2x.
 
 OpenBLAS's thread count is process-wide. While shards run it is 1 (``one_blas_thread``: each shard's products stay
-on its own thread), and it is put back after, so the products over all timesteps outside the kernel (the input
-projection, dW, dx) and the rest of the model keep the BLAS threads the process set (``deeprnn train
---blas-threads``). Two BLAS threads there, beside shards, measured slower than one (docs/performance.md).
+on its own thread), and it is put back after, so what runs outside the shards keeps the BLAS threads the process
+set (``deeprnn train --blas-threads``). Two BLAS threads beside shards measured slower than one.
 
     set_num_threads(n, workers=None) / get_num_threads() / get_shard_workers()   # the library-wide setting
     across_threads(kernel) -> kernel      # what RNN.select_kernel runs: the kernel itself, or a Sharded
+    rows_product(a, b), summed_product(a, b)   # a @ b and a^T b by rows in the shards (Dense)
     stop_workers()                        # end the shard threads and processes (the next sharded call starts them)
 
 A ``Sharded`` has a kernel's interface (deeprnn/kernels/__init__.py), so ``RNN`` runs it like any kernel, and its
-``NAME`` ("cpu_lstm x2 processes", "cpu_lstm x2 threads") is what ``model.summary()`` shows. A batch of fewer rows
+``NAME`` ("cpu_lstm x2 threads", "cpu_lstm x3 processes") is what ``model.summary()`` shows. A batch of fewer rows
 than threads runs fewer shards (one row each); one shard is the kernel called directly, in the caller's thread
 (generation's B = 1). Not for calls from several threads at once: the BLAS setting and the shards are the process's.
 """

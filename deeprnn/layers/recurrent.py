@@ -21,8 +21,8 @@ Which code runs the loops over t is the layer's ``implementation`` argument (as 
 gradient checks prove; ``"fused"`` runs one of the cell's ``fused_kernels`` (deeprnn/kernels: the same loops
 arranged for speed, held to the reference by tests/test_fast_paths.py) and raises if none can take the call;
 ``"auto"`` takes a kernel where one computes the same thing. Under ``dr.set_num_threads(n)`` with n > 1 a CPU
-kernel runs in n batch shards, in worker processes or threads (``kernels/sharded.py``; ``model.summary()``
-shows "cpu_lstm x2 processes"). Either way ``RNN.forward``/``RNN.backward`` do all the
+kernel runs in n batch shards, in threads or worker processes (``kernels/sharded.py``; ``model.summary()``
+shows "cpu_lstm x2 threads"). Either way ``RNN.forward``/``RNN.backward`` do all the
 bookkeeping (shapes, go_backwards, masks, the input projection, initial and carried state, outputs) once: a kernel
 gets arrays and returns arrays. A layer made without ``implementation`` takes ``default_implementation()``:
 ``"reference"`` when the environment has ``DEEPRNN_REFERENCE=1`` as the layer is made, else ``"auto"``.
