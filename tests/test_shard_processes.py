@@ -1,7 +1,8 @@
 """Shards in worker processes (``deeprnn/kernels/shard_processes.py``): what the processes themselves do.
 
 What they compute is held to the reference and to threads in ``tests/test_sharded.py``; here, the machinery:
-- a kernel's error in a worker is raised in this process, with the worker's traceback, and the worker serves on;
+- a kernel's (or a product's) error in a worker is raised in this process, with the worker's traceback, and the
+  worker serves on;
 - a call interrupted here (Ctrl-C while this process runs its own shard) leaves the worker's reply unread, and the
   next call is not answered with it;
 - a worker killed from outside is a one-line error, and the next call starts a new one;
@@ -52,6 +53,12 @@ def test_a_kernel_error_in_a_worker_is_raised_here_and_the_worker_serves_on(pool
     hs0, hs1 = (result[0] for result in results)
     numpy.testing.assert_array_equal(hs1, expected[1][0])
     numpy.testing.assert_array_equal(hs0, expected[0][0])
+    # a product by rows whose shapes do not meet: the same
+    a, b = numpy.ones((4, 3)), numpy.ones((3, 2))
+    with pytest.raises(shard_processes.WorkerError, match="in a shard worker(.|\n)*ValueError"):
+        pool.run(None, "rows_product", lambda a, b, ws: a @ b, [(a, b), (a, b[:2])], [None, None], {})
+    _, product = pool.run(None, "rows_product", lambda a, b, ws: a @ b, [(a, b), (a, b)], [None, None], {})
+    numpy.testing.assert_array_equal(product, a @ b)
 
 
 def interrupted(*args, **options):

@@ -41,11 +41,11 @@ def serve(channel):
         if op == "held":
             channel.send((call, "ok", None), (len(caches), len(workspaces)))
             continue
-        if op in PRODUCTS:
-            a, b = tree[0]
-            channel.send((call, "ok", None), a @ b if op == "rows_product" else a.T @ b)
-            continue
         try:
+            if op in PRODUCTS:
+                a, b = tree[0]
+                channel.send((call, "ok", None), a @ b if op == "rows_product" else a.T @ b)
+                continue
             kernel = KERNELS[kernel_name]
             ws = workspaces.setdefault(workspace_key, Workspace())
             if op == "forward":

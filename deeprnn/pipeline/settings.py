@@ -210,18 +210,19 @@ MACHINE_SETTINGS = (
     # were trained with one. 1024: more threads than any machine's cores.
     Setting("blas_threads", "threads of NumPy's BLAS on the CPU, 0 for the library's default (one per core)", int, 1,
             minimum=0, maximum=1024, metavar="N"),
-    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards (kernels/sharded.py), in worker processes
-    # by default (--shard-workers), each projecting its own rows too. Measured on the 2-core machine
-    # (docs/performance.md, "Every core II"), the drums recipe's epoch: 17.8 s in 2 worker processes, 18.2 s in 2
-    # shard threads, 26.3 s in one thread, all with --blas-threads 1; with another job on one core 29.7, 28.8 and
-    # 26.0 s. --threads 1 --blas-threads 2 took 17.6 s quiet but minutes an epoch with a core busy.
-    # More than 2 shards is not measured, so the default is 2 where there are 2 cores or more.
-    Setting("threads", "CPU cores for the recurrent layers: each runs its batch in N shards, one BLAS thread each, "
-                       "in worker processes or threads (--shard-workers; dr.set_num_threads)", int,
+    # N > 1: each recurrent layer's CPU kernel runs its batch in N shards (kernels/sharded.py), each projecting its
+    # own rows too, and the head's products split by rows. Measured on the 2-core machine (docs/performance.md,
+    # "Every core II"), the drums recipe's epoch: 16.5-18.4 s in 2 shards against 26.3-27.4 s in one thread, all
+    # with --blas-threads 1; with another job on one core 29.1-30.0 against 26.0-26.9 s. --threads 1
+    # --blas-threads 2 took 17.6 s quiet but minutes an epoch with a core busy. More than 2 shards is not
+    # measured, so the default is 2 where there are 2 cores or more.
+    Setting("threads", "CPU cores for the recurrent layers and the head: their batch in N shards, one BLAS thread "
+                       "each, in threads or worker processes (--shard-workers; dr.set_num_threads)", int,
             min(os.cpu_count() or 1, 2), minimum=1, maximum=1024, metavar="N",
             default_text="2, or 1 on a 1-core machine"),
-    # processes: no GIL shared between the shards (Linux: memfd and descriptors over a Unix socket); threads: the
-    # fallback elsewhere, and the comparison (docs/performance.md)
+    # processes: no GIL shared between the shards (Linux: memfd and descriptors over a Unix socket), but their
+    # arrays copied; threads: measured faster for 2 shards on 2 cores (94-97 against 99-103 ms a drums LSTM step),
+    # so auto takes threads for 2 shards and processes for more
     Setting("shard_workers", "where the --threads shards run: worker processes (Linux), threads of this process, "
                              "or auto: threads for 2 shards, processes for more", choices=WORKERS,
             default=DEFAULT_WORKERS),
