@@ -426,7 +426,7 @@ class RNN(Layer, abc.ABC):
             else:
                 d_state = (d_state[0] + dy,) + d_state[1:]
 
-        if cache.kernel is not None and self.projects_in_shards(cache.kernel):
+        if self.projects_in_shards(cache.kernel):
             dx_tm, dW, dU, (sum_dxw, sum_dzh), d_initial = cache.kernel.projected_backward(
                 project_inputs_backward, dhs, d_state, cache.loop, self.U.value, self.W.value, self.gates,
                 workspace(self))
